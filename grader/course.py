@@ -1,0 +1,44 @@
+"""Where the course lives: repository folders, the grading workspace, the nbgrader config."""
+
+import os
+from pathlib import Path
+
+from traitlets.config.loader import PyFileConfigLoader
+
+GRADER_DIR = Path(__file__).resolve().parent
+REPO = GRADER_DIR.parent
+SOURCE = REPO / "solutions"
+RELEASE = REPO / "notebooks"
+WORKSPACE_ENV = "BACKPROP_GRADING_DIR"
+
+
+def workspace():
+    """The grading workspace: $BACKPROP_GRADING_DIR, or ``.grading/`` in the repository."""
+    return Path(os.environ.get(WORKSPACE_ENV) or REPO / ".grading").resolve()
+
+
+def assignments():
+    """Assignment ids (``NN-topic``) in ``solutions/``, sorted."""
+    return sorted(p.name for p in SOURCE.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def load_config(**overrides):
+    """The course's nbgrader config, with ``{"Class.trait": value}`` overrides applied."""
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(GRADER_DIR)).load_config()
+    for dotted, value in overrides.items():
+        section, trait = dotted.split(".")
+        setattr(config[section], trait, value)
+    return config
+
+
+def nbgrader_env():
+    """Environment for nbgrader subprocesses: the venv's bin on PATH (nbgrader starts
+    ``alembic`` by name) and this folder on JUPYTER_CONFIG_PATH."""
+    import sys
+
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        p for p in [str(GRADER_DIR), env.get("JUPYTER_CONFIG_PATH", "")] if p
+    )
+    return env

@@ -1,0 +1,79 @@
+"""Generate the student notebooks in ``notebooks/`` from the sources in ``solutions/``.
+
+nbgrader's ``generate_assignment`` replaces solutions with ``raise NotImplementedError()`` and
+strips hidden tests; we then clear outputs and write the JSON in one canonical form, so the same
+sources always give byte-identical student notebooks.
+"""
+
+import filecmp
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .course import RELEASE, SOURCE, assignments, load_config
+
+
+def canonical(path):
+    """Rewrite the notebook at ``path`` with outputs cleared and JSON in canonical form."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        cell.pop("id", None)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None)
+    nb.nbformat_minor = 4
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(nbformat.writes(nb) + "\n")
+
+
+def generate(ids, release_dir, workspace_dir):
+    """Run nbgrader's generate_assignment for ``ids`` into ``release_dir``; canonicalise."""
+    from nbgrader.apps import NbGraderAPI
+
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    config = load_config(
+        **{
+            "CourseDirectory.root": str(workspace_dir),
+            "CourseDirectory.release_directory": str(release_dir),
+            "CourseDirectory.db_url": f"sqlite:///{Path(workspace_dir) / 'gradebook.db'}",
+        }
+    )
+    api = NbGraderAPI(config=config)
+    for aid in ids:
+        result = api.generate_assignment(aid, force=True, create=True)
+        if not result["success"]:
+            raise RuntimeError(
+                f"generate_assignment {aid} failed:\n{result['log']}\n{result['error']}"
+            )
+        for nb in sorted((Path(release_dir) / aid).glob("*.ipynb")):
+            canonical(nb)
+
+
+def release(ids=None, check=False, out=print):
+    """Regenerate ``notebooks/`` (or, with ``check``, compare a fresh build with it).
+
+    Returns the list of notebooks that differ (always empty without ``check``).
+    """
+    ids = list(ids or assignments())
+    with tempfile.TemporaryDirectory(prefix="release-") as tmp:
+        target = Path(tmp) / "release" if check else RELEASE
+        generate(ids, target, Path(tmp) / "workspace")
+        if not check:
+            out(f"released {len(ids)} assignment(s) into {RELEASE.relative_to(SOURCE.parent)}/")
+            return []
+        drifted = []
+        for aid in ids:
+            for fresh in sorted((target / aid).glob("*.ipynb")):
+                committed = RELEASE / aid / fresh.name
+                if not committed.exists() or not filecmp.cmp(fresh, committed, shallow=False):
+                    drifted.append(f"notebooks/{aid}/{fresh.name}")
+        for name in drifted:
+            out(f"drifted: {name} (run `python -m grader release`)")
+        if not drifted:
+            out(f"notebooks/ matches solutions/ ({len(ids)} assignment(s))")
+        return drifted

@@ -1,0 +1,419 @@
+"""Numerical gradients, relative error, and a diagnosis of the usual backprop mistakes.
+
+``check_gradient(name, got, expected)`` is what every test in the course calls. It passes
+silently when ``got`` matches ``expected``; otherwise it raises ``GradientMistake`` (an
+``AssertionError``) whose message names the likely mistake in a sentence a learner can act on,
+gives the relative error, and ends with a tag such as ``[mistake: sign-flipped]`` that the grader
+counts across a class.
+
+The checks run in order: not implemented, wrong type or dtype, wrong shape, then values. For
+wrong values the rows of ``BANK`` are tried one by one; the first whose test holds names the
+mistake. Adding a mistake is one row.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+TAG = "[mistake: {}]"
+
+
+class GradientMistake(AssertionError):
+    """A gradient that does not match; ``mistake`` is the key of the diagnosed mistake."""
+
+    def __init__(self, message, mistake, name):
+        super().__init__(message)
+        self.mistake = mistake
+        self.name = name
+
+
+def numerical_gradient(f, x, h=1e-5):
+    """Centred-difference gradient of the scalar ``f(x)`` with respect to every entry of ``x``.
+
+    ``x`` (any shape, float) is perturbed in place one entry at a time and restored, so a
+    closure that reads ``x`` sees the change. Returns an array shaped like ``x``. The error
+    is O(h^2) until rounding (about eps / h) takes over.
+    """
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        f_plus = f(x)
+        x[idx] = old - h
+        f_minus = f(x)
+        x[idx] = old
+        grad[idx] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def sampled_gradient_error(f, x, analytic, n=100, h=1e-5, seed=0):
+    """Relative error between ``analytic`` and centred differences on ``n`` random entries of ``x``.
+
+    The cheap version of a full check: on a net with thousands of weights, 100 entries find
+    a wrong backward just as surely, at a fraction of the cost. Returns the max relative error.
+    """
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(x.size, size=min(n, x.size), replace=False)
+    worst = 0.0
+    for i in flat:
+        idx = np.unravel_index(i, x.shape)
+        old = x[idx]
+        x[idx] = old + h
+        f_plus = f(x)
+        x[idx] = old - h
+        f_minus = f(x)
+        x[idx] = old
+        worst = max(worst, rel_error(analytic[idx], (f_plus - f_minus) / (2 * h)))
+    return worst
+
+
+def rel_error(a, b):
+    """Max over entries of |a - b| / max(|a| + |b|, 1e-8): 0 when equal, 1 when opposite."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)), initial=0.0))
+
+
+@dataclass
+class Evidence:
+    """What the value checks look at: the answer, the reference and optional context.
+
+    ``got``, ``ref``: float64 arrays of the same shape. ``bad``: entries that differ.
+    ``n``: batch size; ``z``: pre-activation shaped like ``got`` (for ReLU masks);
+    ``upstream``: the gradient that arrived from above (for a missing activation derivative).
+    """
+
+    name: str
+    got: np.ndarray
+    ref: np.ndarray
+    bad: np.ndarray
+    rtol: float
+    atol: float
+    n: int | None = None
+    z: np.ndarray | None = None
+    upstream: np.ndarray | None = None
+    activation: str = "activation"
+
+    def close(self, other):
+        other = np.asarray(other, dtype=np.float64)
+        return other.shape == self.got.shape and np.allclose(
+            self.got, other, rtol=self.rtol, atol=self.atol
+        )
+
+    def scaled(self, k):
+        """True when ``got`` equals ``k`` times the reference (and the reference is not 0)."""
+        return bool(np.any(self.ref)) and self.close(k * self.ref)
+
+    @property
+    def alpha(self):
+        """Least-squares scale of got against ref: <got, ref> / <ref, ref>."""
+        rr = float(np.vdot(self.ref, self.ref))
+        return float(np.vdot(self.got, self.ref)) / rr if rr else float("nan")
+
+    @property
+    def cosine(self):
+        norm = float(np.linalg.norm(self.got) * np.linalg.norm(self.ref))
+        return float(np.vdot(self.got, self.ref)) / norm if norm else float("nan")
+
+    @property
+    def inverse_batch(self):
+        """k when got = ref / k for a whole k >= 2 (a mean over an unstated batch), else None."""
+        a = self.alpha
+        if not 0 < a < 0.75:
+            return None
+        k = round(1 / a)
+        return k if k >= 2 and self.scaled(1 / k) else None
+
+    @property
+    def active(self):
+        return None if self.z is None or self.z.shape != self.got.shape else self.z > 0
+
+
+def _relu_mask_flipped(e):
+    on = e.active
+    return (
+        on is not None
+        and np.any(e.ref[on])
+        and np.allclose(e.got[on], 0, atol=e.atol)
+        and np.any(e.bad[~on])
+    )
+
+
+def _wrong_only_where_inactive(e):
+    on = e.active
+    return on is not None and not np.any(e.bad[on]) and np.any(e.bad[~on])
+
+
+@dataclass(frozen=True)
+class Mistake:
+    key: str
+    test: Callable[[Evidence], bool]
+    advice: str
+
+
+# The bank of known mistakes, tried in order on an answer with the right shape and wrong values.
+# ``advice`` is formatted with the Evidence's attributes (name, n, alpha, cosine, activation, ...).
+BANK = [
+    Mistake(
+        "nan",
+        lambda e: not np.all(np.isfinite(e.got)),
+        "{name} contains nan or inf: something overflowed (use the stable sigmoid / softmax).",
+    ),
+    Mistake(
+        "all-zero",
+        lambda e: not np.any(e.got),
+        "{name} is all zeros: it was never filled in, or the gradient was lost on the way.",
+    ),
+    Mistake(
+        "transposed",
+        lambda e: e.got.ndim == 2 and e.close(e.ref.T),
+        "{name} holds the transposed values: check the order of the matrix product "
+        "(dW = x.T @ dout, dx = dout @ W.T).",
+    ),
+    Mistake(
+        "sign-flipped",
+        lambda e: e.scaled(-1.0),
+        "{name} has the sign flipped: the gradient is d(loss)/d(param); "
+        "the minus sign belongs in the update step, not in the gradient.",
+    ),
+    Mistake(
+        "averaged-not-summed",
+        lambda e: e.n is not None and e.n > 1 and e.scaled(1.0 / e.n),
+        "{name} is averaged over the batch (factor 1/N, N = {n}); "
+        "the loss already divides by N, so sum over the batch here.",
+    ),
+    Mistake(
+        "not-divided-by-n",
+        lambda e: e.n is not None and e.n > 1 and e.scaled(float(e.n)),
+        "{name} is N = {n} times too large: the loss is a mean over the batch, "
+        "so its gradient carries a factor 1/N.",
+    ),
+    Mistake(
+        "missing-factor-2",
+        lambda e: e.scaled(0.5),
+        "{name} is half the expected value: the derivative of a square u**2 is 2*u, "
+        "so the factor 2 is missing.",
+    ),
+    Mistake(
+        "extra-factor-2",
+        lambda e: e.scaled(2.0),
+        "{name} is twice the expected value: a factor 2 is counted twice.",
+    ),
+    Mistake(
+        "missing-activation-derivative",
+        lambda e: e.upstream is not None and np.any(e.ref != e.upstream) and e.close(e.upstream),
+        "{name} equals the upstream gradient: multiply by the {activation}'s local "
+        "derivative on the way back.",
+    ),
+    Mistake(
+        "relu-mask-wrong-side",
+        _relu_mask_flipped,
+        "{name} passes the gradient where the ReLU input was <= 0 and blocks it where it was "
+        "> 0: the mask is on the wrong side (keep dout where x > 0).",
+    ),
+    Mistake(
+        "wrong-where-inactive",
+        _wrong_only_where_inactive,
+        "{name} is right where the ReLU input was > 0 but wrong where it was <= 0: there the "
+        "switch is off and the gradient must be 0.",
+    ),
+    Mistake(
+        "averaged-not-summed",
+        lambda e: e.inverse_batch is not None,
+        "{name} is 1/{inverse_batch} of the expected value: it looks averaged where it "
+        "should be summed (the loss already divides by N).",
+    ),
+    Mistake(
+        "few-entries-wrong",
+        lambda e: e.bad.mean() <= 0.25,
+        "{name} is mostly right but a few entries are wrong: look at how the worst entry "
+        "is computed.",
+    ),
+    Mistake(
+        "scaled",
+        lambda e: e.cosine > 1 - 1e-6,
+        "{name} points the right way but is {alpha:.4g} times the expected size: a constant "
+        "factor is off.",
+    ),
+    Mistake(
+        "wrong-values",
+        lambda e: True,
+        "{name} has wrong values (cosine with the expected gradient {cosine:.2f}, "
+        "scale {alpha:.3g}): recheck the local derivatives and the chain rule.",
+    ),
+]
+
+# Mistakes that a test detects by building the wrong answer itself and passing it in
+# ``check_gradient(..., candidates={key: wrong_array})``; keys not listed get a generic sentence.
+CANDIDATE_ADVICE = {
+    "missing-activation-derivative": "{name} leaves out the {activation}'s derivative: multiply "
+    "the error by it before going further back.",
+    "missing-sigmoid-derivative": "{name} leaves out the sigmoid's derivative sigma(z) (1 - "
+    "sigma(z)): multiply the error by it before going further back.",
+    "missing-relu-derivative": "{name} leaves out the ReLU's derivative: the gradient must be 0 "
+    "where the ReLU input was <= 0.",
+    "missing-transpose": "{name} uses a weight matrix without its transpose: sending an error "
+    "back through W means multiplying by W.T.",
+}
+for _m in BANK:  # a candidate may also carry a key of the bank: use its first sentence
+    CANDIDATE_ADVICE.setdefault(_m.key, _m.advice)
+
+
+def _fail(name, mistake, sentence, detail=""):
+    raise GradientMistake(f"{sentence}{detail} {TAG.format(mistake)}", mistake, name)
+
+
+def _shape_advice(name, got_shape, ref_shape):
+    """(key, sentence) for an answer of the wrong shape, naming the axis or the transpose."""
+    head = f"{name} has shape {got_shape}; expected {ref_shape}"
+    if len(got_shape) == len(ref_shape) + 1 and got_shape[1:] == ref_shape:
+        return "not-summed-over-batch", f"{head}: sum over the batch axis (axis=0)."
+    if len(got_shape) == len(ref_shape) + 1 and got_shape[:-1] == ref_shape:
+        return "wrong-shape", f"{head}: sum over the last axis (axis=-1)."
+    if tuple(d for d in got_shape if d != 1) == tuple(d for d in ref_shape if d != 1):
+        return "wrong-shape", f"{head}: drop the extra axis of length 1 (keepdims, or reshape)."
+    if len(got_shape) == 2 and got_shape == ref_shape[::-1]:
+        return "transposed", f"{head}: it is transposed; check the order of the matrix product."
+    return "wrong-shape", f"{head}: recheck which arrays are multiplied and summed."
+
+
+def _as_array(name, got):
+    """``got`` as a float array, or a GradientMistake for None, exceptions and non-numbers."""
+    if callable(got):
+        try:
+            got = got()
+        except NotImplementedError:
+            got = None
+    if got is None or got is NotImplemented:
+        _fail(name, "not-implemented", f"{name} is not implemented yet: fill in the answer cell.")
+    try:
+        arr = np.asarray(got)
+    except Exception:  # ragged lists and the like
+        arr = np.asarray(None, dtype=object)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        _fail(
+            name,
+            "wrong-type",
+            f"{name} is a {type(got).__name__}, not an array of numbers: return a numpy array.",
+        )
+    return arr
+
+
+def check_gradient(
+    name,
+    got,
+    expected,
+    *,
+    batch_size=None,
+    pre_activation=None,
+    upstream=None,
+    activation="activation",
+    candidates=None,
+    rtol=1e-5,
+    atol=None,
+    dtype=np.float64,
+):
+    """Raise ``GradientMistake`` naming the likely mistake unless ``got`` matches ``expected``.
+
+    ``name``: how the message calls the value, e.g. ``"db"``. ``got``: the learner's answer (an
+    array, a number, ``None``, or a zero-argument callable that may raise NotImplementedError).
+    ``expected``: the reference, any shape. Optional context sharpens the diagnosis:
+    ``batch_size`` N (finds a stray 1/N or N), ``pre_activation`` z shaped like ``expected``
+    (finds ReLU masks on the wrong side), ``upstream`` (the dout that arrived; an answer equal
+    to it misses the ``activation``'s derivative), and ``candidates``, a dict of mistake key ->
+    the wrong answer that mistake gives. ``dtype=None`` skips the dtype check.
+    """
+    arr = _as_array(name, got)
+    ref = np.asarray(expected, dtype=np.float64)
+    if arr.shape != ref.shape:
+        key, sentence = _shape_advice(name, arr.shape, ref.shape)
+        _fail(name, key, sentence)
+    if not np.issubdtype(arr.dtype, np.floating):
+        _fail(
+            name,
+            "wrong-dtype",
+            f"{name} has dtype {arr.dtype}; gradients are floats: start from np.zeros_like(x, "
+            "dtype=float) or a float array, not an integer one.",
+        )
+    if dtype is not None and arr.dtype != dtype:
+        _fail(name, "wrong-dtype", f"{name} has dtype {arr.dtype}; expected {np.dtype(dtype)}.")
+
+    g = arr.astype(np.float64)
+    scale = float(np.max(np.abs(ref), initial=0.0))
+    atol = 1e-8 * max(scale, 1e-3) if atol is None else atol
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(g - ref) <= atol + rtol * np.abs(ref))
+    if not bad.any():
+        return
+    e = Evidence(
+        name,
+        g,
+        ref,
+        bad,
+        rtol,
+        atol,
+        batch_size,
+        None if pre_activation is None else np.asarray(pre_activation),
+        None if upstream is None else np.asarray(upstream, dtype=np.float64),
+        activation,
+    )
+    detail = _detail(e)
+    for key, wrong in (candidates or {}).items():
+        if e.close(wrong):
+            advice = CANDIDATE_ADVICE.get(key, "{name} matches a known mistake: " + key + ".")
+            _fail(name, key, advice.format(**_fields(e)), detail)
+    for mistake in BANK:
+        if mistake.test(e):
+            _fail(name, mistake.key, mistake.advice.format(**_fields(e)), detail)
+
+
+def _fields(e):
+    return {
+        "name": e.name,
+        "n": e.n,
+        "activation": e.activation,
+        "alpha": e.alpha,
+        "cosine": e.cosine,
+        "inverse_batch": e.inverse_batch,
+    }
+
+
+def _detail(e):
+    """' (k of n entries differ; worst at idx: got a, expected b; relative error r)'."""
+    with np.errstate(invalid="ignore"):
+        diff = np.where(np.isfinite(e.got), np.abs(e.got - e.ref), np.inf)
+    idx = np.unravel_index(int(np.argmax(diff)), e.got.shape) if e.got.ndim else ()
+    where = f" at {list(map(int, idx))}" if e.got.ndim else ""
+    err = rel_error(e.got, e.ref)
+    return (
+        f" ({int(e.bad.sum())} of {e.bad.size} entries differ; worst{where}: got "
+        f"{e.got[idx]:.6g}, expected {e.ref[idx]:.6g}; relative error {err:.1e})"
+    )
+
+
+def check_backward(backward, dout, name="dx"):
+    """Call ``backward(dout)`` and check it neither changes ``dout`` nor returns it.
+
+    Returns what ``backward`` returned. Raises ``GradientMistake`` with key
+    ``modified-dout`` or ``returned-dout``.
+    """
+    before = np.array(dout, copy=True)
+    result = backward(dout)
+    if not np.array_equal(before, dout):
+        _fail(
+            name,
+            "modified-dout",
+            "backward changed dout in place (e.g. dout[mask] = 0): work on a copy or use "
+            "dout * mask, since dout may be used again elsewhere in the graph.",
+        )
+    outputs = result if isinstance(result, tuple) else (result,)
+    if any(out is dout for out in outputs):
+        _fail(
+            name,
+            "returned-dout",
+            "backward returned dout itself: return a new array (e.g. dout * 1.0), or a later "
+            "in-place change would corrupt both.",
+        )
+    return result

@@ -1,0 +1,115 @@
+"""Computation-graph layers with the course's layer protocol.
+
+Every layer has ``forward(*inputs) -> output`` and ``backward(dout) -> gradient(s) with respect
+to the inputs``. ``forward`` keeps what ``backward`` needs. ``backward`` never modifies ``dout``
+and never returns the same array object. Layers with parameters expose ``params`` and ``grads``
+dicts with the same keys; optimisers update ``params`` in place, so the layer sees the change.
+
+Shapes are batch first: ``x`` is (N, D). The 1/N of a batch mean lives only in the loss layers.
+"""
+
+import numpy as np
+
+from .functions import sigmoid, softmax
+
+
+class Mul:
+    """z = x * y, elementwise. Backward swaps the inputs: dx = dout * y, dy = dout * x."""
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, dout):
+        return dout * self.y, dout * self.x
+
+
+class Add:
+    """z = x + y. Backward passes the upstream gradient to both inputs unchanged (as copies)."""
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, dout):
+        return dout * 1.0, dout * 1.0
+
+
+class Relu:
+    """y = max(x, 0) elementwise. Backward lets the gradient through where x > 0 only."""
+
+    def forward(self, x):
+        self.mask = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class Sigmoid:
+    """y = 1 / (1 + exp(-x)) elementwise. Backward uses the stored output: dx = dout * y (1 - y)."""
+
+    def forward(self, x):
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * self.out * (1.0 - self.out)
+
+
+class Affine:
+    """y = x @ W + b.   x: (N, D), W: (D, M), b: (M,), y: (N, M).
+
+    Backward: dx = dout @ W.T (N, D), dW = x.T @ dout (D, M), db = dout summed over the batch (M,).
+    An input with more than two axes, e.g. images (N, 8, 8), is flattened to (N, D) and dx gets
+    the input's shape back.
+    """
+
+    def __init__(self, W, b):
+        self.params = {"W": W, "b": b}
+        self.grads = {}
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return self.x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dout):
+        self.grads["W"] = self.x.T @ dout
+        self.grads["b"] = dout.sum(axis=0)
+        return (dout @ self.params["W"].T).reshape(self.x_shape)
+
+
+class SoftmaxWithLoss:
+    """Softmax followed by mean cross-entropy.   x: scores (N, C), t: labels (N,) or one-hot (N, C).
+
+    forward returns the mean loss (float); backward returns dx = dout * (y - onehot(t)) / N, (N, C).
+    """
+
+    def forward(self, x, t):
+        self.y = softmax(x)
+        t = np.asarray(t)
+        self.t = t.argmax(axis=1) if t.ndim == 2 else t
+        n = self.y.shape[0]
+        p = self.y[np.arange(n), self.t]
+        return float(-np.log(np.maximum(p, np.finfo(self.y.dtype).tiny)).sum() / n)
+
+    def backward(self, dout=1.0):
+        n = self.y.shape[0]
+        dx = self.y.copy()
+        dx[np.arange(n), self.t] -= 1.0
+        dx *= dout / n
+        return dx
+
+
+class MSELoss:
+    """Squared error summed over outputs, averaged over the batch.   y, t: (N, M).
+
+    forward returns L = (1/N) sum (y - t)^2; backward returns dy = dout * 2 (y - t) / N.
+    """
+
+    def forward(self, y, t):
+        self.diff = y - t
+        return float(np.sum(self.diff**2) / self.diff.shape[0])
+
+    def backward(self, dout=1.0):
+        return self.diff * (2.0 * dout / self.diff.shape[0])
