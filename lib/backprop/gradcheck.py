@@ -11,6 +11,7 @@ wrong values the rows of ``BANK`` are tried one by one; the first whose test hol
 mistake. Adding a mistake is one row.
 """
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -259,7 +260,12 @@ for _m in BANK:  # a candidate may also carry a key of the bank: use its first s
     CANDIDATE_ADVICE.setdefault(_m.key, _m.advice)
 
 
-def _fail(name, mistake, sentence, detail=""):
+def fail(name, mistake, sentence, detail=""):
+    """Raise ``GradientMistake`` for ``name`` with ``sentence`` and the tag of ``mistake``.
+
+    For checks that are not gradient comparisons (a batch iterator that drops samples, an
+    update that is not in place), so that every failure in the course carries a mistake key.
+    """
     raise GradientMistake(f"{sentence}{detail} {TAG.format(mistake)}", mistake, name)
 
 
@@ -285,7 +291,7 @@ def _as_array(name, got):
         except NotImplementedError:
             got = None
     if got is None or got is NotImplemented:
-        _fail(name, "not-implemented", f"{name} is not implemented yet: fill in the answer cell.")
+        fail(name, "not-implemented", f"{name} is not implemented yet: fill in the answer cell.")
     try:
         arr = np.asarray(got)
     except Exception:  # ragged lists and the like
@@ -293,7 +299,7 @@ def _as_array(name, got):
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
     ):
-        _fail(
+        fail(
             name,
             "wrong-type",
             f"{name} is a {type(got).__name__}, not an array of numbers: return a numpy array.",
@@ -329,16 +335,16 @@ def check_gradient(
     ref = np.asarray(expected, dtype=np.float64)
     if arr.shape != ref.shape:
         key, sentence = _shape_advice(name, arr.shape, ref.shape)
-        _fail(name, key, sentence)
+        fail(name, key, sentence)
     if not np.issubdtype(arr.dtype, np.floating):
-        _fail(
+        fail(
             name,
             "wrong-dtype",
             f"{name} has dtype {arr.dtype}; gradients are floats: start from np.zeros_like(x, "
             "dtype=float) or a float array, not an integer one.",
         )
     if dtype is not None and arr.dtype != dtype:
-        _fail(name, "wrong-dtype", f"{name} has dtype {arr.dtype}; expected {np.dtype(dtype)}.")
+        fail(name, "wrong-dtype", f"{name} has dtype {arr.dtype}; expected {np.dtype(dtype)}.")
 
     g = arr.astype(np.float64)
     scale = float(np.max(np.abs(ref), initial=0.0))
@@ -363,10 +369,10 @@ def check_gradient(
     for key, wrong in (candidates or {}).items():
         if e.close(wrong):
             advice = CANDIDATE_ADVICE.get(key, "{name} matches a known mistake: " + key + ".")
-            _fail(name, key, advice.format(**_fields(e)), detail)
+            fail(name, key, advice.format(**_fields(e)), detail)
     for mistake in BANK:
         if mistake.test(e):
-            _fail(name, mistake.key, mistake.advice.format(**_fields(e)), detail)
+            fail(name, mistake.key, mistake.advice.format(**_fields(e)), detail)
 
 
 def _fields(e):
@@ -402,7 +408,7 @@ def check_backward(backward, dout, name="dx"):
     before = np.array(dout, copy=True)
     result = backward(dout)
     if not np.array_equal(before, dout):
-        _fail(
+        fail(
             name,
             "modified-dout",
             "backward changed dout in place (e.g. dout[mask] = 0): work on a copy or use "
@@ -410,10 +416,30 @@ def check_backward(backward, dout, name="dx"):
         )
     outputs = result if isinstance(result, tuple) else (result,)
     if any(out is dout for out in outputs):
-        _fail(
+        fail(
             name,
             "returned-dout",
             "backward returned dout itself: return a new array (e.g. dout * 1.0), or a later "
             "in-place change would corrupt both.",
         )
     return result
+
+
+def check_no_warning(name, fn, *args):
+    """Call ``fn(*args)`` with numpy warnings as errors and return its result.
+
+    A RuntimeWarning (overflow in exp, division by zero, invalid value) raises
+    ``GradientMistake`` with key ``numeric-warning``, naming the warning.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                return fn(*args)
+        except (RuntimeWarning, FloatingPointError) as warning:
+            fail(
+                name,
+                "numeric-warning",
+                f"{name} warned: {warning}. For large |z| use a form that cannot overflow "
+                "(e.g. exp(-|z|), or subtract the maximum before exp).",
+            )

@@ -1,0 +1,162 @@
+"""The course notebooks: solutions run clean, student versions fail only where unanswered,
+``notebooks/`` is what the release step makes, and every exercise's tests catch the common
+mistakes (fixtures in ``tests/fixtures/answers``) through nbgrader's own validator."""
+
+import re
+import shutil
+from collections import Counter
+
+import nbformat
+import nbharness as h
+import pytest
+
+CONTRACT = {
+    "01-chain-rule/chain_rule.ipynb": [
+        "numerical_derivative",
+        "numerical_gradient",
+        "linear_neuron_grads",
+        "fanout_grad",
+    ],
+    "02-computation-graphs/computation_graphs.ipynb": [
+        "MulLayer",
+        "AddLayer",
+        "apple_orange_graph",
+        "Relu",
+        "Sigmoid",
+    ],
+    "03-sigmoid/sigmoid.ipynb": [
+        "sigmoid",
+        "sigmoid_prime",
+        "sigmoid_layer_grads",
+        "error_terms",
+        "weight_steps",
+    ],
+    "04-vectorised-backprop/vectorised_backprop.ipynb": [
+        "Affine",
+        "SoftmaxWithLoss",
+        "TwoLayerNet",
+        "find_the_bug",
+    ],
+    "05-training-loop/training_loop.ipynb": [
+        "iterate_minibatches",
+        "sgd_step",
+        "accuracy",
+        "train",
+    ],
+}
+ASSIGNMENTS = h.assignments()
+pytestmark = pytest.mark.skipif(not ASSIGNMENTS, reason="no notebooks in solutions/ yet")
+
+
+def _source_nb(assignment):
+    return nbformat.read(h.notebook_path(assignment, h.SOLUTIONS), as_version=4)
+
+
+def _exercises(nb):
+    return [h.grade_id(c) for c in nb.cells if h.is_answer(c)]
+
+
+def test_every_contract_notebook_exists():
+    missing = [name for name in CONTRACT if not (h.SOLUTIONS / name).exists()]
+    assert not missing, f"notebooks of CURRICULUM.md missing from solutions/: {missing}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_exercise_contract_and_points(assignment):
+    nb = _source_nb(assignment)
+    name = f"{assignment}/{h.notebook_path(assignment, h.SOLUTIONS).name}"
+    exercises = _exercises(nb)
+    for required in CONTRACT.get(name, []):
+        assert required in exercises, f"{name}: no answer cell with grade_id {required!r}"
+    ids = [h.grade_id(c) for c in nb.cells if h.grade_id(c)]
+    assert len(ids) == len(set(ids)), f"duplicated grade_ids: {Counter(ids).most_common(3)}"
+    points = 0.0
+    tested = set()
+    for cell in nb.cells:
+        if h.is_answer(cell):
+            gid = h.grade_id(cell)
+            defined = re.findall(r"^(?:def|class) (\w+)", cell.source, flags=re.M)
+            assert gid in defined, f"answer cell {gid} must define {gid} (defines {defined})"
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+        if h.is_test(cell):
+            gid = h.grade_id(cell)
+            owner = h.exercise_of(gid, exercises)
+            assert owner, f"test cell {gid} does not name an exercise (test_<exercise>...)"
+            assert "### BEGIN HIDDEN TESTS" in cell.source, f"{gid} has no hidden tests"
+            tested.add(owner)
+            points += cell.metadata.nbgrader["points"]
+    assert tested == set(exercises), f"exercises without a test cell: {set(exercises) - tested}"
+    assert 10 <= points <= 20, f"{assignment} is worth {points} points; expected 10 to 20"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_notebook_runs_clean(assignment):
+    nb = _source_nb(assignment)
+    path = h.workdir_for(assignment, nb)
+    try:
+        h.execute(nb, path.parent)
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    assert h.cell_errors(nb) == {}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_notebook_fails_only_where_unanswered(assignment):
+    nb = nbformat.read(h.notebook_path(assignment), as_version=4)
+    exercises = _exercises(nb)
+    path = h.workdir_for(assignment, nb)
+    try:
+        h.execute(nb, path.parent)
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    errors = h.cell_errors(nb)
+    failing = set()
+    for key, text in errors.items():
+        assert isinstance(key, str) and key.startswith("test_"), (
+            f"cell {key} errors in the student notebook:\n{text[:2000]}"
+        )
+        assert "NotImplementedError" in text or "[mistake: not-implemented]" in text, (
+            f"{key} fails for another reason than a missing answer:\n{text[:2000]}"
+        )
+        failing.add(h.exercise_of(key, exercises))
+    assert failing == set(exercises), f"test cells that pass unanswered: {set(exercises) - failing}"
+
+
+def test_notebooks_are_what_release_makes():
+    from grader.release import release
+
+    assert release(check=True, out=lambda *_: None) == []
+
+
+FIXTURES = h.fixtures()
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_each_exercise_has_wrong_and_alternative_fixtures(assignment):
+    kinds = {}
+    for f in h.fixtures(assignment):
+        kinds.setdefault(f.exercise, Counter())["pass" if f.expect == "pass" else "wrong"] += 1
+    for exercise in _exercises(_source_nb(assignment)):
+        count = kinds.get(exercise, Counter())
+        assert count["wrong"] >= 2, f"{exercise}: needs at least two wrong-answer fixtures"
+        assert count["pass"] >= 1, f"{exercise}: needs at least one alternative correct answer"
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.id for f in FIXTURES])
+def test_fixture_through_nbgrader_validator(fixture):
+    """A wrong answer fails its own test cell with the expected diagnosis; an alternative
+    correct answer passes every test cell of its exercise."""
+    nb = h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source})
+    exercises = _exercises(nb)
+    failed = h.validate(nb, fixture.assignment)
+    assert "__changed__" not in failed, failed["__changed__"]
+    mine = {k: v for k, v in failed.items() if h.exercise_of(k, exercises) == fixture.exercise}
+    if fixture.expect == "pass":
+        assert not mine, f"a correct answer was rejected:\n{next(iter(mine.values()), '')[:2000]}"
+        return
+    assert mine, f"{fixture.id}: the wrong answer passed every test of {fixture.exercise}"
+    found = [key for text in mine.values() for key in h.mistakes_in(text)]
+    assert fixture.expect in found, (
+        f"{fixture.id}: expected diagnosis [mistake: {fixture.expect}], got {found}:\n"
+        + "\n".join(mine.values())[:3000]
+    )
