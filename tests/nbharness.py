@@ -3,6 +3,7 @@
 Conventions the course notebooks keep (see DESIGN.md and CURRICULUM.md):
 
 - an exercise's answer cell has nbgrader ``grade_id`` equal to the exercise name;
+- its test cells have grade_ids starting with ``test_<exercise>``;
 - wrong and alternative answers live in
   ``tests/fixtures/answers/<assignment>/<exercise>__<label>.py``,
   starting with the comment lines ``# exercise: <name>`` and ``# expect: <mistake key or pass>``,
