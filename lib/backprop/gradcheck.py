@@ -272,12 +272,12 @@ def fail(name, mistake, sentence, detail=""):
 def _shape_advice(name, got_shape, ref_shape):
     """(key, sentence) for an answer of the wrong shape, naming the axis or the transpose."""
     head = f"{name} has shape {got_shape}; expected {ref_shape}"
+    if tuple(d for d in got_shape if d != 1) == tuple(d for d in ref_shape if d != 1):
+        return "wrong-shape", f"{head}: drop the extra axis of length 1 (keepdims, or reshape)."
     if len(got_shape) == len(ref_shape) + 1 and got_shape[1:] == ref_shape:
         return "not-summed-over-batch", f"{head}: sum over the batch axis (axis=0)."
     if len(got_shape) == len(ref_shape) + 1 and got_shape[:-1] == ref_shape:
         return "wrong-shape", f"{head}: sum over the last axis (axis=-1)."
-    if tuple(d for d in got_shape if d != 1) == tuple(d for d in ref_shape if d != 1):
-        return "wrong-shape", f"{head}: drop the extra axis of length 1 (keepdims, or reshape)."
     if len(got_shape) == 2 and got_shape == ref_shape[::-1]:
         return "transposed", f"{head}: it is transposed; check the order of the matrix product."
     return "wrong-shape", f"{head}: recheck which arrays are multiplied and summed."

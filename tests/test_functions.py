@@ -1,0 +1,48 @@
+"""Activation functions and losses: values, stability at extreme inputs, derivatives."""
+
+import numpy as np
+import pytest
+from backprop import functions as F
+from backprop.gradcheck import check_gradient, numerical_gradient
+
+EXTREMES = np.array([-1000.0, -710.0, -50.0, 0.0, 50.0, 710.0, 1000.0])
+
+
+@pytest.mark.filterwarnings("error")
+def test_sigmoid_is_stable_at_extremes():
+    with np.errstate(all="raise", under="ignore"):
+        s = F.sigmoid(EXTREMES)
+    assert not np.isnan(s).any()
+    assert s[0] == 0.0 and s[-1] == 1.0 and s[3] == 0.5
+    assert F.sigmoid(-1000.0) == 0.0 and F.sigmoid(1000) == 1.0
+
+
+@pytest.mark.filterwarnings("error")
+def test_softmax_is_stable_at_extremes():
+    with np.errstate(all="raise", under="ignore"):
+        p = F.softmax(np.array([[-1000.0, 0.0, 1000.0], [1000.0, 1000.0, -1000.0]]))
+    assert not np.isnan(p).any()
+    np.testing.assert_allclose(p, [[0, 0, 1], [0.5, 0.5, 0]])
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+def test_sigmoid_prime_matches_numerical_derivative(rng):
+    z = rng.standard_normal(10) * 4
+    numeric = numerical_gradient(lambda x: float(np.sum(F.sigmoid(x))), z.copy())
+    check_gradient("sigmoid_prime", F.sigmoid_prime(z), numeric, rtol=1e-6)
+    assert F.sigmoid_prime(0.0) == 0.25
+
+
+def test_relu_and_its_derivative():
+    z = np.array([-2.0, -0.0, 0.5, 3.0])
+    np.testing.assert_array_equal(F.relu(z), [0, 0, 0.5, 3])
+    np.testing.assert_array_equal(F.relu_prime(z), [0, 0, 1, 1])
+
+
+def test_losses():
+    y = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]])
+    t = np.array([1, 0])
+    expected = -(np.log(0.7) + np.log(0.5)) / 2
+    assert F.cross_entropy(y, t) == pytest.approx(expected)
+    assert F.cross_entropy(y, F.one_hot(t, 3)) == pytest.approx(expected)
+    assert F.mean_squared_error(np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]])) == 5.0

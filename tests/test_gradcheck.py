@@ -1,0 +1,249 @@
+"""The mistake bank: wrong gradients written the way a learner would write them are named
+correctly, and other correct ways of writing the answer pass."""
+
+import numpy as np
+import pytest
+from backprop.functions import sigmoid
+from backprop.gradcheck import (
+    BANK,
+    GradientMistake,
+    check_backward,
+    check_gradient,
+    check_no_warning,
+    numerical_gradient,
+    rel_error,
+    sampled_gradient_error,
+)
+
+N, D, M = 7, 5, 3
+
+
+@pytest.fixture
+def layer(rng):
+    """A dense sigmoid layer with squared error, C = sum((sigmoid(x W + b) - y)^2)."""
+    x, W, b = rng.standard_normal((N, D)), rng.standard_normal((D, M)), rng.standard_normal(M)
+    y = rng.uniform(size=(N, M))
+    z = x @ W + b
+    yhat = sigmoid(z)
+    delta = 2 * (yhat - y) * yhat * (1 - yhat)  # dC/dz, (N, M)
+    return dict(x=x, W=W, b=b, y=y, z=z, yhat=yhat, delta=delta, dW=x.T @ delta, db=delta.sum(0))
+
+
+def diagnosis(name, got, expected, **context):
+    with pytest.raises(GradientMistake) as info:
+        check_gradient(name, got, expected, **context)
+    return info.value
+
+
+def assert_names(mistake, key, *phrases):
+    message = str(mistake)
+    assert mistake.mistake == key, message
+    assert message.endswith(f"[mistake: {key}]"), message
+    for phrase in phrases:
+        assert phrase in message, message
+
+
+def test_reference_layer_gradients_match_numerical(layer):
+    def cost(_):
+        return float(np.sum((sigmoid(layer["x"] @ layer["W"] + layer["b"]) - layer["y"]) ** 2))
+
+    check_gradient("dW", layer["dW"], numerical_gradient(cost, layer["W"]))
+    check_gradient("db", layer["db"], numerical_gradient(cost, layer["b"]))
+
+
+def test_not_implemented(layer):
+    def answer():
+        raise NotImplementedError()
+
+    assert_names(diagnosis("dW", answer, layer["dW"]), "not-implemented", "not implemented")
+    assert_names(diagnosis("dW", None, layer["dW"]), "not-implemented")
+
+
+def test_unsummed_bias_gradient_names_the_axis(layer):
+    db = layer["delta"]  # forgot .sum(axis=0)
+    assert_names(
+        diagnosis("db", db, layer["db"]),
+        "not-summed-over-batch",
+        "(7, 3)",
+        "(3,)",
+        "sum over the batch axis (axis=0)",
+    )
+
+
+def test_keepdims_bias_gradient(layer):
+    db = layer["delta"].sum(axis=0, keepdims=True)
+    assert_names(diagnosis("db", db, layer["db"]), "wrong-shape", "(1, 3)", "keepdims")
+
+
+def test_wrong_order_of_matmul_gives_transposed_shape(layer):
+    dW = layer["delta"].T @ layer["x"]  # (M, D) instead of (D, M)
+    assert_names(diagnosis("dW", dW, layer["dW"]), "transposed", "(3, 5)", "(5, 3)")
+
+
+def test_transposed_values_of_a_square_gradient(rng):
+    x, delta = rng.standard_normal((N, 4)), rng.standard_normal((N, 4))
+    dW = delta.T @ x  # square, so the shape alone cannot tell
+    assert_names(diagnosis("dW", dW, x.T @ delta), "transposed", "x.T @ dout", "relative error")
+
+
+def test_sign_flipped(layer):
+    yhat, y = layer["yhat"], layer["y"]
+    dW = layer["x"].T @ (2 * (y - yhat) * yhat * (1 - yhat))  # error written as y - yhat
+    assert_names(diagnosis("dW", dW, layer["dW"]), "sign-flipped", "sign", "relative error")
+
+
+def test_averaged_instead_of_summed(layer):
+    dW = layer["x"].T @ layer["delta"] / N
+    assert_names(
+        diagnosis("dW", dW, layer["dW"], batch_size=N),
+        "averaged-not-summed",
+        "1/N",
+        "N = 7",
+        "relative error",
+    )
+    db = layer["delta"].mean(axis=0)  # the seed's bug: mean for b, sum for W
+    assert_names(diagnosis("db", db, layer["db"]), "averaged-not-summed", "1/7")
+
+
+def test_not_divided_by_batch_size(rng):
+    scores, t = rng.standard_normal((N, 4)), rng.integers(0, 4, N)
+    y = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
+    dx = y - np.eye(4)[t]  # forgot / N
+    assert_names(diagnosis("dx", dx, dx / N, batch_size=N), "not-divided-by-n", "N = 7")
+
+
+def test_missing_factor_two(layer):
+    yhat = layer["yhat"]
+    dW = layer["x"].T @ ((yhat - layer["y"]) * yhat * (1 - yhat))
+    assert_names(diagnosis("dW", dW, layer["dW"]), "missing-factor-2", "factor 2")
+
+
+def test_missing_sigmoid_derivative(layer, rng):
+    # In a Sigmoid layer's backward: returning dout unchanged.
+    dout = rng.standard_normal((N, M))
+    s = layer["yhat"]
+    mistake = diagnosis("dx", dout.copy(), dout * s * (1 - s), upstream=dout, activation="sigmoid")
+    assert_names(mistake, "missing-activation-derivative", "sigmoid")
+    # Deeper in: dW without the derivative, recognised from the candidate the test builds.
+    wrong = layer["x"].T @ (2 * (layer["yhat"] - layer["y"]))
+    mistake = diagnosis("dW", wrong, layer["dW"], candidates={"missing-sigmoid-derivative": wrong})
+    assert_names(mistake, "missing-sigmoid-derivative", "sigma(z) (1 - sigma(z))")
+
+
+def relu_case(rng):
+    x = rng.standard_normal((N, M))
+    x[np.abs(x) < 1e-3] = 0.5
+    dout = rng.standard_normal((N, M))
+    return x, dout, dout * (x > 0)
+
+
+def test_missing_relu_derivative(rng):
+    x, dout, dx = relu_case(rng)
+    mistake = diagnosis("dx", dout * 1.0, dx, upstream=dout, activation="ReLU", pre_activation=x)
+    assert_names(mistake, "missing-activation-derivative", "ReLU")
+
+
+def test_relu_mask_on_the_wrong_side(rng):
+    x, dout, dx = relu_case(rng)
+    assert_names(
+        diagnosis("dx", dout * (x <= 0), dx, pre_activation=x),
+        "relu-mask-wrong-side",
+        "wrong side",
+        "relative error",
+    )
+
+
+def test_wrong_only_where_the_relu_input_was_not_positive(rng):
+    x, dout, dx = relu_case(rng)
+    leaky = np.where(x > 0, dout, 0.01 * dout)  # a leaky ReLU where a plain one was asked
+    assert_names(diagnosis("dx", leaky, dx, pre_activation=x), "wrong-where-inactive", "<= 0")
+
+
+def test_mostly_right_names_the_worst_entry(layer):
+    dW = layer["dW"].copy()
+    dW[4, 2] += 1.0  # an off-by-one loop got one entry wrong
+    assert_names(
+        diagnosis("dW", dW, layer["dW"]),
+        "few-entries-wrong",
+        "1 of 15 entries",
+        "worst at [4, 2]",
+        "relative error",
+    )
+
+
+def test_wrong_dtype_and_type(layer):
+    assert_names(diagnosis("dW", np.zeros((D, M), dtype=int), layer["dW"]), "wrong-dtype", "int")
+    assert_names(diagnosis("dW", layer["dW"].astype(np.float32), layer["dW"]), "wrong-dtype")
+    assert_names(diagnosis("grads", {"W": 1}, layer["dW"]), "wrong-type", "dict")
+
+
+def test_nan_and_zero(layer):
+    dW = layer["dW"].copy()
+    dW[0, 0] = np.nan
+    assert_names(diagnosis("dW", dW, layer["dW"]), "nan", "overflowed")
+    assert_names(diagnosis("dW", np.zeros((D, M)), layer["dW"]), "all-zero")
+
+
+def test_unrecognised_mistake_still_reports_cosine_and_error(layer, rng):
+    got = rng.standard_normal((D, M))
+    assert_names(diagnosis("dW", got, layer["dW"]), "wrong-values", "cosine", "relative error")
+
+
+def test_every_bank_row_is_reached_by_some_test():
+    """Each mistake key in the bank is asserted somewhere in this file."""
+    source = open(__file__, encoding="utf-8").read()
+    for row in BANK:
+        if row.key not in ("extra-factor-2", "scaled"):
+            assert f'"{row.key}"' in source, f"no test for {row.key}"
+
+
+def test_alternative_correct_answers_pass(layer):
+    x, delta, yhat, y, z = layer["x"], layer["delta"], layer["yhat"], layer["y"], layer["z"]
+    check_gradient("dW", np.einsum("nd,nm->dm", x, delta), layer["dW"])
+    check_gradient("db", np.add.reduce(delta, axis=0), layer["db"])
+    check_gradient("db", np.ones(N) @ delta, layer["db"])
+    tanh_sigmoid = 0.5 * (1 + np.tanh(z / 2))  # another stable sigmoid
+    check_gradient(
+        "dW", x.T @ (2 * (tanh_sigmoid - y) * tanh_sigmoid * (1 - tanh_sigmoid)), layer["dW"]
+    )
+    check_gradient(
+        "yhat",
+        np.where(
+            z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z)))
+        ),
+        yhat,
+    )
+    check_gradient("scalar", 2.2, 2.2)
+
+
+def test_check_backward_catches_in_place_change_of_dout(rng):
+    x = rng.standard_normal((3, 4))
+    mask = x <= 0
+
+    def seed_relu_backward(dout):  # the seed's version
+        dout[mask] = 0
+        return dout
+
+    with pytest.raises(GradientMistake, match=r"modified-dout"):
+        check_backward(seed_relu_backward, rng.standard_normal((3, 4)))
+    with pytest.raises(GradientMistake, match=r"returned-dout"):
+        check_backward(lambda dout: dout, rng.standard_normal((3, 4)))
+    dx = check_backward(lambda dout: dout * ~mask, np.ones((3, 4)))
+    assert dx.shape == (3, 4)
+
+
+def test_check_no_warning():
+    z = np.array([-1000.0, 1000.0])
+    np.testing.assert_array_equal(check_no_warning("sigmoid", sigmoid, z), [0.0, 1.0])
+    with pytest.raises(GradientMistake, match=r"overflow.*\[mistake: numeric-warning\]"):
+        check_no_warning("sigmoid", lambda z: 1 / (1 + np.exp(-z)), z)
+
+
+def test_numerical_gradient_restores_input_and_sampled_check(rng):
+    W = rng.standard_normal((6, 4))
+    before = W.copy()
+    g = numerical_gradient(lambda w: float(np.sum(w**3)), W)
+    np.testing.assert_array_equal(W, before)
+    assert rel_error(g, 3 * W**2) < 1e-7
+    assert sampled_gradient_error(lambda w: float(np.sum(w**3)), W, 3 * W**2, n=10) < 1e-7
+    assert sampled_gradient_error(lambda w: float(np.sum(w**3)), W, -3 * W**2, n=10) > 0.5

@@ -1,0 +1,129 @@
+"""Every layer's backward against numerical gradients, and the layer protocol's promises."""
+
+import numpy as np
+import pytest
+from backprop.gradcheck import check_backward, check_gradient, numerical_gradient
+from backprop.layers import Add, Affine, MSELoss, Mul, Relu, Sigmoid, SoftmaxWithLoss
+
+BATCHES = [1, 7]
+
+
+def away_from_kink(x, margin=1e-2):
+    """Push entries of ``x`` with |x| < margin out to +-margin (numerical gradients of ReLU)."""
+    return np.where(np.abs(x) < margin, np.copysign(margin, x), x)
+
+
+def check_layer(name, forward, backward, inputs, rng):
+    """Compare ``backward(dout)`` with numerical gradients of sum(forward(*inputs) * dout).
+
+    ``inputs``: list of float64 arrays; ``backward`` returns one gradient or a tuple of them.
+    Also checks that backward leaves dout unchanged and returns new arrays.
+    """
+    out = forward(*inputs)
+    dout = rng.standard_normal(np.shape(out))
+    grads = check_backward(backward, dout, name)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    assert len(grads) == len(inputs)
+    for i, (x, g) in enumerate(zip(inputs, grads, strict=True)):
+        numeric = numerical_gradient(lambda _: float(np.sum(forward(*inputs) * dout)), x)
+        check_gradient(f"{name} d input {i}", g, numeric, rtol=1e-6, atol=1e-8)
+    return out, grads
+
+
+@pytest.mark.parametrize("n", BATCHES)
+def test_mul_and_add(n, rng):
+    x, y = rng.standard_normal((n, 3)), rng.standard_normal((n, 3))
+    layer = Mul()
+    check_layer("Mul", layer.forward, layer.backward, [x, y], rng)
+    layer = Add()
+    check_layer("Add", layer.forward, layer.backward, [x, y], rng)
+
+
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("layer_class", [Relu, Sigmoid])
+def test_activations(layer_class, n, rng):
+    x = away_from_kink(rng.standard_normal((n, 5)) * 3)
+    layer = layer_class()
+    check_layer(layer_class.__name__, layer.forward, layer.backward, [x], rng)
+
+
+@pytest.mark.parametrize("n", BATCHES)
+def test_affine(n, rng):
+    D, M = 4, 3
+    x, W, b = rng.standard_normal((n, D)), rng.standard_normal((D, M)), rng.standard_normal(M)
+    layer = Affine(W, b)
+    out = layer.forward(x)
+    assert out.shape == (n, M)
+    dout = rng.standard_normal(out.shape)
+    dx = check_backward(layer.backward, dout, "Affine dx")
+
+    def loss(_):
+        return float(np.sum(layer.forward(x) * dout))
+
+    check_gradient("dx", dx, numerical_gradient(loss, x))
+    check_gradient("dW", layer.grads["W"], numerical_gradient(loss, W))
+    check_gradient("db", layer.grads["b"], numerical_gradient(loss, b))
+    assert layer.grads["b"].shape == (M,)
+
+
+def test_affine_flattens_images(rng):
+    x = rng.standard_normal((2, 3, 4))
+    layer = Affine(rng.standard_normal((12, 5)), np.zeros(5))
+    layer.forward(x)
+    assert layer.backward(np.ones((2, 5))).shape == x.shape
+
+
+@pytest.mark.parametrize("n", BATCHES)
+def test_softmax_with_loss(n, rng):
+    C = 4
+    x, t = rng.standard_normal((n, C)), rng.integers(0, C, n)
+    layer = SoftmaxWithLoss()
+    layer.forward(x, t)
+    dx = check_backward(layer.backward, 1.0, "SoftmaxWithLoss dx")
+    numeric = numerical_gradient(lambda _: layer.forward(x, t), x)
+    check_gradient("dx", dx, numeric, batch_size=n)
+    layer.forward(x, np.eye(C)[t])  # one-hot labels give the same loss and gradient
+    check_gradient("dx (one-hot)", layer.backward(), dx)
+
+
+@pytest.mark.parametrize("n", BATCHES)
+def test_mse_loss(n, rng):
+    y, t = rng.standard_normal((n, 3)), rng.standard_normal((n, 3))
+    layer = MSELoss()
+    layer.forward(y, t)
+    dy = layer.backward()
+    check_gradient("dy", dy, numerical_gradient(lambda _: layer.forward(y, t), y), batch_size=n)
+
+
+def test_fan_out_gradients_add_up(rng):
+    """y = relu(z) + z: z feeds two branches, so dz = dout * (z > 0) + dout."""
+    z = away_from_kink(rng.standard_normal((7, 3)))
+    relu, add = Relu(), Add()
+
+    def forward(z):
+        return add.forward(relu.forward(z), z)
+
+    out = forward(z)
+    dout = rng.standard_normal(out.shape)
+    d_relu_out, d_z_direct = add.backward(dout)
+    dz = relu.backward(d_relu_out) + d_z_direct
+    numeric = numerical_gradient(lambda _: float(np.sum(forward(z) * dout)), z)
+    check_gradient("dz", dz, numeric)
+    check_gradient("dz", dz, dout * (z > 0) + dout)
+
+
+def test_backward_returns_new_arrays(rng):
+    """No layer hands dout back as its own gradient (a later in-place change would hit both)."""
+    dout = rng.standard_normal((2, 3))
+    add = Add()
+    add.forward(dout, dout)
+    dx, dy = add.backward(dout)
+    assert dx is not dout and dy is not dout and dx is not dy
+
+
+def test_float32_stays_float32(rng):
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    layer = Affine(rng.standard_normal((4, 2)).astype(np.float32), np.zeros(2, np.float32))
+    assert layer.forward(x).dtype == np.float32
+    assert layer.backward(np.ones((3, 2), np.float32)).dtype == np.float32
+    assert Sigmoid().forward(x).dtype == np.float32

@@ -1,0 +1,62 @@
+"""Packaging: the conda route lists what pyproject.toml lists; nothing private is tracked."""
+
+import re
+import subprocess
+
+import tomllib
+import yaml
+from conftest import REPO
+
+
+def _name(requirement):
+    return re.split(r"[<>=!~ \[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _spec(requirement):
+    return requirement.replace(" ", "").lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda_specs = {_name(d): _spec(d) for d in conda if _name(d) not in ("python", "pip")}
+    pyproject_specs = {_name(d): _spec(d) for d in project["dependencies"]}
+    assert conda_specs == pyproject_specs, (
+        f"only in environment.yml: {set(conda_specs.items()) - set(pyproject_specs.items())}; "
+        f"only in pyproject.toml: {set(pyproject_specs.items()) - set(conda_specs.items())}"
+    )
+    assert "-e ." in pip, "environment.yml must install the project itself through pip"
+    python = next(d for d in conda if _name(d) == "python")
+    assert python.replace(" ", "") == "python" + project["requires-python"]
+
+
+def test_data_ships_with_origin_and_licence():
+    readme = (REPO / "lib" / "backprop" / "datafiles" / "README.md").read_text()
+    assert "UCI" in readme and "CC BY 4.0" in readme
+
+
+def test_no_grading_state_or_machine_paths_tracked():
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    private = [
+        f for f in files if re.search(r"(gradebook\.db|(^|/)(submitted|autograded|feedback)/)", f)
+    ]
+    assert not private, private
+    for f in files:
+        path = REPO / f
+        if path.suffix in {".py", ".md", ".ipynb", ".toml", ".yml", ""} and path.is_file():
+            text = path.read_text(errors="ignore")
+            assert "/work/" not in text and "/root/" not in text, f"machine path in {f}"
+
+
+def test_code_passes_ruff():
+    from shutil import which
+
+    ruff = which("ruff")
+    result = subprocess.run(
+        [ruff, "check", "--quiet", "."], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
