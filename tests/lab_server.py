@@ -1,0 +1,148 @@
+"""Start JupyterLab the way a learner does (``make lab``), on a free port, for tests.
+
+``running_lab()`` runs ``make lab`` with a random token, ``--no-browser``, the loopback address
+and a settings override that turns off JupyterLab's news pop-up, waits until ``/api/status``
+answers, yields a ``Lab`` (url, token, log), and stops the whole process group at the end.
+Jupyter's config, data and runtime folders come from the environment (``tests/conftest.py``
+points them at a temporary folder), so nothing is written into the home directory.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Settings every test server gets: no news or update pop-up over the notebook.
+SETTINGS_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab: base ``url`` (ends in ``/``), ``token`` and the server's ``log``."""
+
+    url: str
+    token: str
+    log: Path
+
+    def get(self, path, timeout=10):
+        """GET ``path`` (relative to the base url) with the token; returns ``(status, body)``."""
+        request = urllib.request.Request(
+            self.url + path.lstrip("/"), headers={"Authorization": f"token {self.token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8", "replace")
+
+    def get_json(self, path):
+        """GET ``path`` and decode the JSON body; raises AssertionError on a non-200 answer."""
+        status, body = self.get(path)
+        assert status == 200, f"GET {path} answered {status}: {body[:500]}"
+        return json.loads(body)
+
+    def page(self, path="lab", **query):
+        """Browser URL of ``path`` with the token (and ``query``) in the query string."""
+        pairs = [f"token={self.token}"] + [f"{k}={v}" if v != "" else k for k, v in query.items()]
+        return f"{self.url}{path.lstrip('/')}?{'&'.join(pairs)}"
+
+    def log_tail(self, chars=3000):
+        """The end of the server's output, for failure messages."""
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def free_port():
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(lab, process, timeout):
+    """Poll ``/api/status`` until it answers 200; raise with the server log if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"`make lab` exited with {process.returncode} before answering:\n{lab.log_tail()}"
+            )
+        try:
+            if lab.get("api/status", timeout=2)[0] == 200:
+                return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"JupyterLab did not answer within {timeout} s:\n{lab.log_tail()}")
+
+
+def _stop(process, grace=10):
+    """SIGTERM the process group of ``process`` (make, jupyter, kernels), then SIGKILL it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@contextlib.contextmanager
+def running_lab(extra_args=(), startup_timeout=60):
+    """Run ``make lab`` on a free port; yield a ``Lab``; stop every process it started."""
+    token = os.urandom(16).hex()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="lab-") as tmp:
+        tmp = Path(tmp)
+        settings = tmp / "app-settings"
+        settings.mkdir()
+        (settings / "overrides.json").write_text(json.dumps(SETTINGS_OVERRIDES))
+        lab_args = [
+            "--no-browser",
+            "--ip",
+            "127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--LabApp.app_settings_dir={settings}",
+            f"--LabApp.user_settings_dir={tmp / 'user-settings'}",
+            f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+            *extra_args,
+        ]
+        log = tmp / "server.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [
+                    "make",
+                    "--no-print-directory",
+                    "lab",
+                    f"PORT={port}",
+                    f"LAB_ARGS={' '.join(lab_args)}",
+                ],
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=log)
+        try:
+            _wait_until_up(lab, process, startup_timeout)
+            yield lab
+        finally:
+            _stop(process)
