@@ -1,38 +1,73 @@
-"""Check that a JupyterLab installation has what the course needs: widgets and nbgrader."""
+"""Check, and with ``fix`` enable, what JupyterLab needs for the course: the widgets and
+nbgrader lab extensions and nbgrader's server extensions (Validate button, formgrader)."""
 
-import json
+import os
 import subprocess
 import sys
 
 from .course import nbgrader_env
 
-NEEDED = {
-    "@jupyter-widgets/jupyterlab-manager": "ipywidgets (sliders)",
+LAB_EXTENSIONS = {
+    "@jupyter-widgets/jupyterlab-manager": "ipywidgets (sliders and dashboards)",
     "@jupyter/nbgrader": "nbgrader (Validate button, formgrader)",
 }
+SERVER_EXTENSIONS = [
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.validate_assignment",
+]
 
 
-def lab_extensions():
-    """Names of the JupyterLab extensions installed in this environment."""
-    from jupyterlab.commands import get_app_info
+def lab_status():
+    """{lab extension: True when installed and enabled, False when disabled, None if absent}."""
+    from jupyter_core.paths import jupyter_config_path, jupyter_path
+    from jupyterlab_server.config import get_federated_extensions, get_page_config
 
-    return set(get_app_info()["extensions"])
+    installed = get_federated_extensions(jupyter_path("labextensions"))
+    dirs = [os.path.join(p, "labconfig") for p in jupyter_config_path()]
+    disabled = get_page_config(dirs, ".").get("disabledExtensions", [])
+    if isinstance(disabled, dict):
+        disabled = [name for name, off in disabled.items() if off]
+    return {name: (name not in disabled) if name in installed else None for name in LAB_EXTENSIONS}
 
 
-def doctor(quiet=False):
-    """Print what is missing; returns 0 when everything is there, 1 otherwise."""
-    found = lab_extensions()
-    missing = [f"{name} ({what})" for name, what in NEEDED.items() if name not in found]
-    server = subprocess.run(
-        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+def server_enabled():
+    """The nbgrader server extensions that Jupyter's config files enable."""
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    config = ExtensionConfigManager(read_config_path=jupyter_config_path())
+    enabled = config.get_jpserver_extensions()
+    return {name for name in SERVER_EXTENSIONS if enabled.get(name)}
+
+
+def _jupyter(*args):
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", *args],
+        check=True,
         capture_output=True,
-        text=True,
         env=nbgrader_env(),
     )
-    if "nbgrader" not in server.stdout + server.stderr:
-        missing.append("nbgrader server extension (formgrader)")
-    for item in missing:
-        print(f"missing: {item}: run `make lab` again, or `pip install -e .` in the venv")
-    if not missing and not quiet:
-        print(json.dumps({"lab extensions": sorted(NEEDED), "server": "nbgrader"}, indent=1))
-    return 1 if missing else 0
+
+
+def doctor(quiet=False, fix=True):
+    """Report (and with ``fix``, enable) what is missing; 0 when all is in place, else 1."""
+    problems = []
+    for name, state in lab_status().items():
+        if state is None:
+            problems.append(f"lab extension {name} ({LAB_EXTENSIONS[name]}) is not installed")
+        elif not state and fix:
+            for level in ("user", "sys_prefix"):  # a disable at either level hides it
+                _jupyter("labextension", "enable", f"--level={level}", name)
+        elif not state:
+            problems.append(f"lab extension {name} is disabled")
+    missing = [name for name in SERVER_EXTENSIONS if name not in server_enabled()]
+    for name in missing:
+        if fix:
+            _jupyter("server", "extension", "enable", "--sys-prefix", name)
+        else:
+            problems.append(f"server extension {name} is not enabled")
+    for problem in problems:
+        print(f"doctor: {problem}; run `make lab` again, or `pip install -e .` in .venv")
+    if not problems and not quiet:
+        print("doctor: widgets and nbgrader are installed and enabled in JupyterLab")
+    return 1 if problems else 0
