@@ -25,16 +25,17 @@ def format_value(v):
     return np.format_float_positional(float(f"{v:.6g}"), trim="-")
 
 
-def draw_graph(nodes, edges, ax=None, boxed=None, fontsize=10):
+def draw_graph(nodes, edges, ax=None, boxed=None, fontsize=10, at=0.35):
     """Draw a computation graph.
 
     ``nodes``: {name: (x, y, label)} in data coordinates. ``edges``: list of
     ``(src, dst, forward_value, gradient)``; either number may be None (not shown). The
-    forward value is written above the middle of each arrow in blue, the gradient below it in
-    red. ``boxed``: names drawn in a box; by default every node with an incoming edge (the
-    operations), while the inputs are plain labels. Returns the Axes.
+    forward value is written above each arrow in blue, the gradient below it in red, at the
+    fraction ``at`` of the way from source to destination. ``boxed``: names drawn in a box;
+    by default every node with an incoming edge (the operations), while the inputs are plain
+    labels. Returns the Axes.
     """
-    ax = _axes(ax, figsize=(9, 4.5))
+    ax = _axes(ax, figsize=(10, 5))
     if boxed is None:
         boxed = {dst for _, dst, _, _ in edges}
     for name, (x, y, label) in nodes.items():
@@ -49,7 +50,7 @@ def draw_graph(nodes, edges, ax=None, boxed=None, fontsize=10):
             arrowprops=dict(arrowstyle="->", color="0.3", shrinkA=18, shrinkB=18, lw=1.2),
             zorder=2,
         )
-        xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+        xm, ym = x0 + at * (x1 - x0), y0 + at * (y1 - y0)
         if value is not None:
             ax.annotate(
                 format_value(value),
@@ -148,16 +149,16 @@ def apple_orange_values(apple=100, apple_num=2, orange=150, orange_num=3, tax=1.
 
 
 APPLE_ORANGE_LAYOUT = {
-    "apple": (0.0, 3.0, "apple"),
-    "apple_num": (0.0, 2.0, "apple_num"),
-    "orange": (0.0, 1.0, "orange"),
+    "apple": (0.0, 4.0, "apple"),
+    "apple_num": (0.0, 2.6, "apple_num"),
+    "orange": (0.0, 1.4, "orange"),
     "orange_num": (0.0, 0.0, "orange_num"),
-    "tax": (0.0, -1.0, "tax"),
-    "mul_apple": (2.5, 2.5, "×"),
-    "mul_orange": (2.5, 0.5, "×"),
-    "add": (5.0, 1.5, "+"),
-    "mul_tax": (7.5, 0.25, "×"),
-    "out": (9.5, 0.25, "price"),
+    "tax": (0.0, -1.4, "tax"),
+    "mul_apple": (3.0, 3.3, "×"),
+    "mul_orange": (3.0, 0.7, "×"),
+    "add": (6.0, 2.0, "+"),
+    "mul_tax": (8.5, 0.3, "×"),
+    "out": (10.5, 0.3, "price"),
 }
 
 

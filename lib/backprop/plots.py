@@ -22,7 +22,7 @@ def _axes(ax, figsize=(6, 4)):
         return ax
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=figsize)[1]
+    return plt.subplots(figsize=figsize, layout="constrained")[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def plot_numerical_error(f, df, x, ax=None, hs=None):
     ax.set_xlabel("step h")
     ax.set_ylabel("absolute error")
     ax.set_title(f"Error of the numerical derivative at x = {float(x):.3g}")
-    ax.legend(fontsize=7, loc="upper center")
+    ax.legend(fontsize=7, loc="lower right")
     return ax
 
 
@@ -173,7 +173,7 @@ def plot_history(history, axes=None):
     if axes is None:
         import matplotlib.pyplot as plt
 
-        axes = plt.subplots(1, 2, figsize=(10, 3.5))[1]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
     ax_loss, ax_acc = axes
     loss = np.asarray(history.get("loss", []), dtype=np.float64)
     train_acc = np.asarray(history.get("train_acc", []), dtype=np.float64)
@@ -214,9 +214,12 @@ def plot_rel_errors(errors, tol=1e-7, ax=None):
     ax = _axes(ax)
     names = list(errors)
     values = np.array([float(errors[k]) for k in names], dtype=np.float64)
-    shown = np.maximum(values, 1e-20)  # an exact match (0) still gets a visible bar
+    positive = values[values > 0]
+    floor = min(positive.min() if positive.size else tol, tol) / 100
+    shown = np.maximum(values, floor)  # an exact match (0) still gets a visible bar
     colors = ["tab:green" if v <= tol else "tab:red" for v in values]
-    ax.bar(names, shown, color=colors)
+    bars = ax.bar(names, shown, color=colors)
+    ax.bar_label(bars, labels=[f"{v:.1e}" if v > 0 else "0" for v in values], fontsize=8)
     ax.axhline(tol, color="k", ls="--", lw=1, label=f"tolerance {tol:g}")
     ax.set_yscale("log")
     ax.set_ylabel("relative error")
