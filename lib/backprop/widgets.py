@@ -17,6 +17,7 @@ import base64
 import html
 import inspect
 import io
+import time
 
 import ipywidgets as widgets
 import numpy as np
@@ -337,7 +338,9 @@ class TrainingDashboard:
         batch_size=32,
         epochs=10,
         seed=0,
+        frame_interval=0.25,
     ):
+        self.frame_interval = frame_interval
         self.X_train, self.y_train, self.X_val, self.y_val = X_train, y_train, X_val, y_val
         n_in = int(np.prod(np.shape(X_train)[1:]))
         n_classes = int(max(np.max(y_train), np.max(y_val))) + 1
@@ -417,13 +420,19 @@ class TrainingDashboard:
             self._restart = True
             self.status.value = "settings changed: restarting after this epoch"
 
-    def _show(self, history, epochs):
-        """Draw one whole frame of ``history`` and update the progress bar and status line."""
+    def _show(self, history, epochs, final=True):
+        """Update the progress bar and status line, and draw one whole frame of ``history``.
+
+        Mid-run (``final=False``) the picture is redrawn at most every ``frame_interval``
+        seconds, so drawing never takes longer than training; the last frame is always drawn.
+        """
         lines = {k: list(history.get(k, [])) for k in ("loss", "train_acc", "val_acc")}
-        fig = Figure(figsize=(10, 3.5))
-        plots.plot_history(lines, axes=fig.subplots(1, 2))
-        render(fig, self.output)
-        self.figure, self.lines = fig, lines
+        if final or time.perf_counter() - self._last_frame >= self.frame_interval:
+            fig = Figure(figsize=(10, 3.5))
+            plots.plot_history(lines, axes=fig.subplots(1, 2))
+            render(fig, self.output)
+            self.figure, self.lines = fig, lines
+            self._last_frame = time.perf_counter()
         done = len(lines["val_acc"])
         self.progress.max = max(epochs, done, 1)
         self.progress.value = done
@@ -437,10 +446,11 @@ class TrainingDashboard:
         net = self.make_net(s["hidden"])
         self.progress.max, self.progress.value = s["epochs"], 0
         self.status.value = f"epoch 0/{s['epochs']} · training ..."
+        self._last_frame = time.perf_counter()
         kwargs = dict(epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"], seed=self.seed)
 
         def callback(history, epoch):
-            self._show(history, s["epochs"])
+            self._show(history, s["epochs"], final=False)
             return self._restart
 
         if _accepts_callback(self.train_fn):
