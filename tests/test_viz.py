@@ -188,6 +188,8 @@ def test_sigmoid_depth_and_numerical_explorers_follow_their_sliders():
     d.sliders["depth"].value = 7
     np.testing.assert_array_equal(d.values, plots.gradient_vs_depth(7))
     assert len(d.figure.axes[0].patches) == 7
+    d.activation.value = "relu"
+    np.testing.assert_array_equal(d.values, plots.gradient_vs_depth(7, activation="relu"))
 
     n = widgets.numerical_error_explorer(np.sin, np.cos, x=1.0)
     n.sliders["x"].value = 2.0
@@ -199,7 +201,9 @@ def test_sigmoid_depth_and_numerical_explorers_follow_their_sliders():
 def test_decision_boundary_explorer_retrains_on_change():
     e = widgets.decision_boundary_explorer(hidden=16, epochs=5)
     assert len(e.history["val_acc"]) == 5 and e.progress.value == 5
+    before = e.values.copy()
     e.sliders["epochs"].value = 60
+    assert e.values.shape == e.y.shape and np.mean(e.values == e.y) > np.mean(before == e.y)
     assert len(e.history["val_acc"]) == 60 and e.progress.value == e.progress.max == 60
     assert e.history["train_acc"][-1] > 0.8  # the spiral is learnable
     assert e.net.params["W1"].shape == (2, 16)
@@ -248,6 +252,9 @@ def test_dashboard_small_run(digits, frames):
     assert "bp-loss-plot" in dash.output._dom_classes
     assert dash.output.outputs[0]["data"]["image/png"]
     assert not dash.button.disabled
+    dash.sliders["lr"].value = 0.01  # between runs: the change waits for the next run
+    assert dash.status.value.startswith("epoch 3/3") and "press Train" in dash.status.value
+    assert len(dash.history["val_acc"]) == 3
 
 
 def test_dashboard_draws_at_least_the_last_frame_when_throttled(digits, frames):

@@ -132,11 +132,13 @@ def gradient_vs_depth(depth, activation="sigmoid", width=32, seed=0, batch_size=
     return np.array([np.linalg.norm(grads[f"W{k}"]) for k in range(1, depth + 1)])
 
 
-def plot_gradient_vs_depth(depth, ax=None, activation="sigmoid", **kwargs):
+def plot_gradient_vs_depth(depth, ax=None, activation="sigmoid", norms=None, **kwargs):
     """Bars of ``gradient_vs_depth`` on a log y-axis, with the (1/4)^k decay of sigmoid
-    (k = layers back from the output) drawn from the last layer. Returns the Axes."""
+    (k = layers back from the output) drawn from the last layer. ``norms`` (depth,): numbers
+    already computed by ``gradient_vs_depth``; ``kwargs`` go to it. Returns the Axes."""
     ax = _axes(ax)
-    norms = gradient_vs_depth(depth, activation=activation, **kwargs)
+    if norms is None:
+        norms = gradient_vs_depth(depth, activation=activation, **kwargs)
     layers = np.arange(1, len(norms) + 1)
     ax.bar(layers, norms, color=GRADIENT_COLOR, alpha=0.8, label=f"‖dL/dW‖ ({activation})")
     if activation == "sigmoid" and len(norms) > 1:

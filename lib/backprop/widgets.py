@@ -60,14 +60,15 @@ def _slider(kind, name, **kwargs):
 class Explorer:
     """Base of the explorers: sliders, a picture, an optional text line; redraw on change.
 
-    Subclasses set ``self.sliders`` and implement ``compute()`` (store the numbers on ``self``)
+    ``extra``: more widgets shown under the sliders; ``watch``: more controls whose ``value``
+    triggers a redraw. Subclasses implement ``compute()`` (store the numbers on ``self``)
     and ``draw(fig)``; ``update()`` runs both and shows the new frame.
     """
 
     figsize = (6, 4)
     plot_class = "bp-plot"
 
-    def __init__(self, sliders, extra=()):
+    def __init__(self, sliders, extra=(), watch=()):
         self.sliders = sliders
         self.output = widgets.Output()
         self.output.add_class(self.plot_class)
@@ -76,8 +77,8 @@ class Explorer:
         self.figure = None
         controls = widgets.VBox(list(sliders.values()) + list(extra))
         self.widget = widgets.VBox([controls, self.output, self.status])
-        for slider in sliders.values():
-            slider.observe(self._on_change, names="value")
+        for control in [*sliders.values(), *watch]:
+            control.observe(self._on_change, names="value")
         self.update()
 
     def _on_change(self, change):
@@ -271,26 +272,31 @@ class DepthExplorer(Explorer):
     """
 
     def __init__(self, depth=5, activation="sigmoid", max_depth=20, **kwargs):
-        self.activation, self.kwargs = activation, kwargs
+        self.kwargs = kwargs
+        self.activation = widgets.ToggleButtons(
+            options=["sigmoid", "relu"], value=activation, description="activation"
+        )
+        self.activation.add_class("bp-activation")
         sliders = {
             "depth": _slider(
                 widgets.IntSlider, "depth", value=depth, min=1, max=max_depth, description="layers"
             )
         }
-        super().__init__(sliders)
+        super().__init__(sliders, extra=[self.activation], watch=[self.activation])
 
     def compute(self):
         depth = self.sliders["depth"].value
-        self.values = plots.gradient_vs_depth(depth, activation=self.activation, **self.kwargs)
+        self.values = plots.gradient_vs_depth(
+            depth, activation=self.activation.value, **self.kwargs
+        )
         ratio = self.values[0] / self.values[-1]
         self.status.value = (
             f"first layer gets <span class='bp-ratio'>{ratio:.1e}</span> × the gradient of the last"
         )
 
     def draw(self, fig):
-        ax = fig.subplots()
         plots.plot_gradient_vs_depth(
-            self.sliders["depth"].value, ax=ax, activation=self.activation, **self.kwargs
+            len(self.values), ax=fig.subplots(), activation=self.activation.value, norms=self.values
         )
 
 
@@ -419,6 +425,8 @@ class TrainingDashboard:
         if self._running:
             self._restart = True
             self.status.value = "settings changed: restarting after this epoch"
+        elif self.history is not None:
+            self.status.value = f"{self._result} · settings changed: press Train to run again"
 
     def _show(self, history, epochs, final=True):
         """Update the progress bar and status line, and draw one whole frame of ``history``.
@@ -439,7 +447,8 @@ class TrainingDashboard:
         steps = len(lines["loss"]) // max(done, 1)
         loss = np.mean(lines["loss"][-steps:]) if lines["loss"] else float("nan")
         val = 100 * lines["val_acc"][-1] if lines["val_acc"] else float("nan")
-        self.status.value = f"epoch {done}/{epochs} · loss {loss:.3f} · val acc {val:.1f} %"
+        self._result = f"epoch {done}/{epochs} · loss {loss:.3f} · val acc {val:.1f} %"
+        self.status.value = self._result
 
     def _run_once(self):
         s = self.settings()
@@ -486,7 +495,7 @@ class TrainingDashboard:
 class DecisionBoundaryExplorer(Explorer):
     """A small TwoLayerNet trained on a 2-D toy set, with sliders for hidden units, epochs and
     the learning rate; shows the decision boundary. ``net``, ``history`` and ``values`` (the
-    predicted class on the picture's grid) belong to the latest frame."""
+    predicted class of every training point, (N,)) belong to the latest frame."""
 
     figsize = (5, 5)
 
@@ -544,6 +553,7 @@ class DecisionBoundaryExplorer(Explorer):
             seed=self.seed,
             callback=callback,
         )
+        self.values = self.net.predict(self.X).argmax(axis=1)
         self.status.value = (
             f"train acc {100 * self.history['train_acc'][-1]:.1f} % · "
             f"val acc {100 * self.history['val_acc'][-1]:.1f} %"
@@ -552,7 +562,6 @@ class DecisionBoundaryExplorer(Explorer):
     def draw(self, fig):
         ax = fig.subplots()
         plots.plot_decision_boundary(self.net.predict, self.X, self.y, ax=ax)
-        self.values = ax.collections[0].get_array() if ax.collections else None
         s = self.settings()
         ax.set_title(f"{s['hidden']} hidden units, {s['epochs']} epochs")
 
