@@ -1,31 +1,98 @@
-"""``python -m grader <command>``: the instructor's command line."""
+"""``python -m grader <command>``: the instructor's command line.
+
+Grading state lives in the workspace: ``--workspace DIR``, else $BACKPROP_GRADING_DIR, else
+``.grading/`` in the repository.
+"""
 
 import argparse
+import os
 import sys
 
-from . import release as release_mod
+from . import course
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    parser.add_argument("--workspace", metavar="DIR", help="grading workspace folder")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("release", help="generate notebooks/ from solutions/")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
     p.add_argument("--check", action="store_true", help="fail and name notebooks that drifted")
 
+    p = sub.add_parser("collect", help="import submissions from a folder or a zip")
+    p.add_argument("source", metavar="SOURCE", help="folder or zip: student_id/assignment/*.ipynb")
+
+    p = sub.add_parser("autograde", help="grade new or changed submissions in parallel")
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N")
+    p.add_argument("--cell-timeout", type=float, default=30.0, metavar="SEC")
+    p.add_argument("--notebook-timeout", type=float, default=600.0, metavar="SEC")
+    p.add_argument("--force", action="store_true", help="grade again even if unchanged")
+
+    p = sub.add_parser("feedback", help="one HTML page per student and assignment")
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+
+    p = sub.add_parser("export", help="grades as CSV")
+    p.add_argument("--to", metavar="FILE", help="default: exports/grades.csv in the workspace")
+
+    p = sub.add_parser("report", help="what the class got right and wrong, per exercise")
+    p.add_argument("--html", metavar="FILE", help="default: exports/report.html in the workspace")
+
     p = sub.add_parser("doctor", help="check that JupyterLab has what the notebooks need")
     p.add_argument("--quiet", action="store_true")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def run(args):
     if args.command == "release":
-        drifted = release_mod.release(args.assignments, check=args.check)
-        return 1 if drifted else 0
+        from .release import release
+
+        return 1 if release(args.assignments, check=args.check) else 0
+    if args.command == "collect":
+        from .collect import collect
+
+        _, problems = collect(args.source)
+        return 1 if problems else 0
+    if args.command == "autograde":
+        from .autograde import autograde
+        from .runner import Limits
+
+        limits = Limits(cell=args.cell_timeout, notebook=args.notebook_timeout)
+        _, failures, _ = autograde(args.assignments, args.jobs, limits, force=args.force)
+        return 1 if failures else 0
+    if args.command == "feedback":
+        from .feedback import feedback
+
+        return feedback(args.assignments)
+    if args.command == "export":
+        from .export import export
+
+        export(args.to)
+        return 0
+    if args.command == "report":
+        from .report import report
+
+        report(args.html)
+        return 0
     if args.command == "doctor":
         from .doctor import doctor
 
         return doctor(quiet=args.quiet)
     return 2
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    # nbgrader starts `alembic` by name: this environment's executables come first.
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+    if args.workspace:
+        os.environ[course.WORKSPACE_ENV] = os.path.abspath(args.workspace)
+    try:
+        return run(args)
+    except (course.UsageError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

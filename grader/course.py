@@ -12,6 +12,10 @@ RELEASE = REPO / "notebooks"
 WORKSPACE_ENV = "BACKPROP_GRADING_DIR"
 
 
+class UsageError(Exception):
+    """Bad input from the instructor: shown as one line, without a traceback."""
+
+
 def workspace():
     """The grading workspace: $BACKPROP_GRADING_DIR, or ``.grading/`` in the repository."""
     return Path(os.environ.get(WORKSPACE_ENV) or REPO / ".grading").resolve()
@@ -19,7 +23,24 @@ def workspace():
 
 def assignments():
     """Assignment ids (``NN-topic``) in ``solutions/``, sorted."""
+    if not SOURCE.is_dir():
+        return []
     return sorted(p.name for p in SOURCE.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def source_notebooks(assignment):
+    """The source notebooks of ``assignment``, sorted."""
+    return sorted((SOURCE / assignment).glob("*.ipynb"))
+
+
+def folder(name):
+    """A folder of the workspace: ``submitted``, ``autograded``, ``feedback``, ``results``,
+    ``exports`` (nbgrader's layout below it: ``<student>/<assignment>/``)."""
+    return workspace() / name
+
+
+def db_url():
+    return f"sqlite:///{workspace() / 'gradebook.db'}"
 
 
 def load_config(**overrides):

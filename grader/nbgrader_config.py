@@ -26,9 +26,10 @@ c.ExecutePreprocessor.timeout = 30
 # A deleted test cell is put back from the source instead of silently scoring nothing.
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.create_student = True
-# Feedback never shows hidden tests.
+# Feedback never shows hidden tests: not in the cells, not in tracebacks.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "grader.scrub.ScrubHiddenTracebacks",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

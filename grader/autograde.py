@@ -1,0 +1,170 @@
+"""``autograde [ASSIGNMENT...] [-j N]``: grade every new or changed submission in parallel.
+
+A pool of N long-lived worker processes runs ``worker.grade`` on one submission at a time; this
+process is the only one that writes the gradebook. A submission is graded again only when its
+notebook, the assignment's tests or the time limits changed (the key of its last result in
+``results/``). One submission's trouble never stops the others; the return code is non-zero only
+when the grader itself failed.
+"""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import course, gradebook
+from .runner import Limits
+from .table import format_table
+
+GRADER_VERSION = "1"
+
+
+def result_path(assignment, student):
+    return course.folder("results") / assignment / f"{student}.json"
+
+
+def load_result(assignment, student):
+    path = result_path(assignment, student)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _key(path, master, limits):
+    digest = hashlib.sha256(Path(path).read_bytes())
+    digest.update(f"{master.fingerprint}|{limits}|{GRADER_VERSION}".encode())
+    return digest.hexdigest()[:20]
+
+
+def plan(ids, limits, force=False):
+    """``(jobs, unchanged)``: submissions to grade, and how many are already up to date."""
+    submitted = course.folder("submitted")
+    jobs, unchanged = [], 0
+    for aid in ids:
+        masters = gradebook.sync_assignment(aid)
+        for student_dir in sorted(submitted.glob("*")):
+            for master in masters:
+                path = student_dir / aid / f"{master.name}.ipynb"
+                if not path.exists():
+                    continue
+                key = _key(path, master, limits)
+                old = load_result(aid, student_dir.name)
+                graded = course.folder("autograded") / student_dir.name / aid / path.name
+                if not force and old and old.get("key") == key and graded.exists():
+                    unchanged += 1
+                    continue
+                jobs.append(
+                    {
+                        "student": student_dir.name,
+                        "assignment": aid,
+                        "submitted": str(path),
+                        "outdir": str(course.folder("autograded") / student_dir.name / aid),
+                        "master": master,
+                        "limits": limits,
+                        "key": key,
+                    }
+                )
+    return jobs, unchanged
+
+
+def _timestamp(path):
+    return datetime.fromtimestamp(os.path.getmtime(path), tz=timezone.utc).replace(tzinfo=None)
+
+
+def _save(result, job):
+    gradebook.record(result, timestamp=_timestamp(job["submitted"]))
+    path = result_path(result["assignment"], result["student"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+
+
+def _worker_init():
+    # Kernels must not write into the instructor's home, and one BLAS thread per kernel keeps
+    # N workers on N cores from fighting.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=True):
+    """Grade; returns ``(results, failures, unchanged)``."""
+    from tqdm import tqdm
+
+    from .worker import grade
+
+    limits = limits or Limits()
+    known = course.assignments()
+    submitted = course.folder("submitted")
+    ids = list(ids or [a for a in known if any(submitted.glob(f"*/{a}/*.ipynb"))])
+    unknown = [a for a in ids if a not in known]
+    if unknown:
+        raise course.UsageError(
+            f"unknown assignment(s): {', '.join(unknown)} (known: {', '.join(known)})"
+        )
+    todo, unchanged = plan(ids, limits, force)
+    results, failures = [], []
+    if todo:
+        context = multiprocessing.get_context("spawn")
+        bar = tqdm(
+            total=len(todo),
+            unit="nb",
+            desc="autograde",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        with ProcessPoolExecutor(
+            max_workers=max(1, jobs_n), mp_context=context, initializer=_worker_init
+        ) as pool:
+            futures = {pool.submit(grade, job): job for job in todo}
+            for future in as_completed(futures):
+                job = futures[future]
+                name = f"{job['student']}/{job['assignment']}"
+                try:
+                    result = future.result()
+                    _save(result, job)
+                    results.append(result)
+                except Exception as error:  # a grader fault: report it, go on with the others
+                    failures.append((name, f"{type(error).__name__}: {error}"))
+                bar.set_postfix_str(name, refresh=False)
+                bar.update()
+        bar.close()
+    for name, error in failures:
+        out(f"grader error on {name}: {error}")
+    out(summary(ids, results, unchanged))
+    return results, failures, unchanged
+
+
+def summary(ids, results, unchanged):
+    """A plain-text table: per assignment, how many were graded, their mean score and flags."""
+    rows = [("assignment", "graded", "mean score", "max", "flagged", "sec/nb")]
+    for aid in ids:
+        mine = [r for r in results if r["assignment"] == aid]
+        if not mine:
+            continue
+        totals = [sum(s or 0 for s, *_ in r["grades"].values()) for r in mine]
+        top = sum(p for _, p, *_ in mine[0]["grades"].values())
+        flagged = sum(1 for r in mine if r["flags"])
+        seconds = sum(r["seconds"] for r in mine) / len(mine)
+        rows.append(
+            (
+                aid,
+                str(len(mine)),
+                f"{sum(totals) / len(mine):.2f}",
+                f"{top:g}",
+                str(flagged),
+                f"{seconds:.2f}",
+            )
+        )
+    flagged = sorted(
+        f"  {r['student']}/{r['assignment']}: " + ", ".join(f"{k} ({w})" for k, w in r["flags"])
+        for r in results
+        if r["flags"]
+    )
+    text = format_table(rows) if len(rows) > 1 else "nothing new to grade"
+    text += f"\n{len(results)} graded, {unchanged} unchanged"
+    if flagged:
+        text += "\nflagged:\n" + "\n".join(flagged)
+    return text

@@ -1,0 +1,165 @@
+"""The instructor's copy of each notebook: what a submission is graded against.
+
+From a source notebook in ``solutions/`` nbgrader's own preprocessors (the ones
+``generate_assignment`` runs) produce two versions:
+
+- ``graded``: solutions replaced by stubs, test cells *with* their hidden tests, checksums set.
+  Test cells of a submission are replaced by these before it runs.
+- ``released``: the same with hidden tests removed: what learners were given. A test cell of a
+  submission that differs from it was edited.
+
+``Master`` also knows the exercises (answer cells' grade_ids), which exercise each test cell
+belongs to, and the hidden-test lines that must never reach a learner.
+"""
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .course import load_config
+
+HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+HIDDEN_END = "### END HIDDEN TESTS"
+
+
+def nbgrader_meta(cell):
+    """The cell's nbgrader metadata (an empty dict when it has none)."""
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def grade_id(cell):
+    return nbgrader_meta(cell).get("grade_id")
+
+
+def is_answer(cell):
+    """An autograded answer cell: solution, not graded itself."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("solution")) and not meta.get("grade")
+
+
+def is_test(cell):
+    """An autograder test cell: graded, not a solution."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def is_graded(cell):
+    return bool(nbgrader_meta(cell).get("grade"))
+
+
+def exercise_of(test_id, exercises):
+    """The exercise a test cell belongs to: the longest name with ``test_<name>`` as prefix."""
+    matches = [e for e in exercises if test_id == f"test_{e}" or test_id.startswith(f"test_{e}_")]
+    return max(matches, key=len) if matches else None
+
+
+def hidden_lines(graded_nb, released_nb):
+    """Lines of hidden tests a learner never saw: stripped, at least 8 characters with a letter
+    or digit, and not also present in the released notebook."""
+    visible = {line.strip() for cell in released_nb.cells for line in cell.source.splitlines()}
+    lines = set()
+    for cell in graded_nb.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if HIDDEN_BEGIN in line:
+                inside = True
+            elif HIDDEN_END in line:
+                inside = False
+            elif inside:
+                text = line.strip()
+                if len(text) >= 8 and re.search(r"\w", text) and text not in visible:
+                    lines.add(text)
+    return sorted(lines)
+
+
+def _preprocessors(config, names):
+    from nbgrader import preprocessors as pp
+
+    return [getattr(pp, name)(config=config) for name in names]
+
+
+def build(source_path, assignment, db_url=None):
+    """``(graded, released)`` notebooks of the source notebook at ``source_path``.
+
+    With ``db_url``, nbgrader's SaveCells also records the notebook's cells in that gradebook
+    (the assignment must exist there).
+    """
+    config = load_config()
+    nb = nbformat.read(source_path, as_version=4)
+    resources = {
+        "nbgrader": {
+            "notebook": Path(source_path).stem,
+            "assignment": assignment,
+            "db_url": db_url,
+        }
+    }
+    names = ["LockCells", "ClearSolutions", "ClearOutput", "CheckCellMetadata", "ComputeChecksums"]
+    if db_url:
+        names.append("SaveCells")
+    for processor in _preprocessors(config, names):
+        nb, resources = processor.preprocess(nb, resources)
+    graded = copy.deepcopy(nb)
+    for processor in _preprocessors(config, ["ClearHiddenTests", "ComputeChecksums"]):
+        nb, resources = processor.preprocess(nb, resources)
+    return graded, nb
+
+
+@dataclass
+class Master:
+    """One notebook of an assignment, as the grader needs it (picklable for the workers)."""
+
+    assignment: str
+    name: str  # notebook name without .ipynb
+    graded: dict
+    released: dict
+    extra_files: list = field(default_factory=list)  # [(path, relative path)] beside it
+
+    @classmethod
+    def load(cls, source_path, assignment, db_url=None):
+        graded, released = build(source_path, assignment, db_url)
+        folder = Path(source_path).parent
+        extras = [
+            (str(p), str(p.relative_to(folder)))
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".ipynb" and ".ipynb_checkpoints" not in p.parts
+        ]
+        return cls(assignment, Path(source_path).stem, graded, released, extras)
+
+    def graded_nb(self):
+        return nbformat.from_dict(copy.deepcopy(self.graded))
+
+    def released_nb(self):
+        return nbformat.from_dict(copy.deepcopy(self.released))
+
+    @property
+    def fingerprint(self):
+        """A hash of what grading depends on: changes when the tests or points change."""
+        text = json.dumps(self.graded["cells"], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def exercises(self):
+        """Answer-cell grade_ids in notebook order."""
+        return [grade_id(c) for c in self.graded["cells"] if is_answer(c)]
+
+    def exercise_of_cell(self, gid):
+        """The exercise a graded cell counts towards (the cell's own id when none matches)."""
+        if gid in self.exercises:
+            return gid
+        return exercise_of(gid, self.exercises) or gid
+
+    def graded_cells(self):
+        """``[(grade_id, points)]`` of every graded cell, in notebook order."""
+        return [
+            (grade_id(c), float(nbgrader_meta(c).get("points", 0)))
+            for c in self.graded["cells"]
+            if is_graded(c)
+        ]
+
+    def hidden_lines(self):
+        return hidden_lines(self.graded_nb(), self.released_nb())

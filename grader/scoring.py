@@ -1,0 +1,137 @@
+"""Scores and diagnoses from an executed notebook: the one place where marks are decided.
+
+The rule for a test cell is deliberately simple: it earns its points when it ran to the end
+without raising, and nothing otherwise. Output on stderr (a numpy ``RuntimeWarning``) is not a
+failure; it is reported as a warning. A value displayed by the cell's last line is ignored (a
+test states what it checks with ``assert``). A manually graded answer cell is left for a human
+unless it is still the untouched stub (0 points).
+
+A failed exercise is diagnosed from the ``[mistake: <key>]`` tags in its test cells' errors
+(written by ``backprop.gradcheck``); without a tag the diagnosis says why it failed:
+``not-implemented``, ``timeout``, ``dead-kernel``, ``not-run``, ``error-in-answer-cell`` or
+``unexplained``.
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from nbgrader.utils import compute_checksum
+
+from .master import grade_id, is_answer, is_graded, nbgrader_meta
+from .runner import CRASHED, NOT_RUN, TIMEOUT
+
+TAG = re.compile(r"\[mistake: ([\w/-]+)\]")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def errors(cell):
+    """The cell's error outputs."""
+    return [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def error_text(cell):
+    """All error text of the cell, without terminal colours."""
+    parts = []
+    for out in errors(cell):
+        parts += [f"{out.get('ename')}: {out.get('evalue')}", *out.get("traceback", [])]
+    return ANSI.sub("", "\n".join(parts))
+
+
+WARNING = re.compile(r"\w*Warning: .*")
+
+
+def warning_of(text):
+    """The line that names the warning in stderr ``text`` (else its last line), shortened."""
+    found = WARNING.search(text)
+    return (found.group(0) if found else text.strip().splitlines()[-1])[:200]
+
+
+def stderr_text(cell):
+    return "".join(
+        o.get("text", "")
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    )
+
+
+def unanswered(cell):
+    """True when an answer cell is still the released stub."""
+    meta = nbgrader_meta(cell)
+    return "checksum" in meta and meta["checksum"] == compute_checksum(cell)
+
+
+def cell_score(cell):
+    """``(auto_score or None, max_points)`` of a graded cell."""
+    points = float(nbgrader_meta(cell).get("points", 0))
+    if nbgrader_meta(cell).get("solution") or cell.cell_type != "code":
+        return (0.0 if unanswered(cell) else None), points
+    return (0.0 if errors(cell) else points), points
+
+
+@dataclass
+class Exercise:
+    name: str
+    score: float = 0.0
+    max_score: float = 0.0
+    passed: bool = False
+    mistakes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+
+def _diagnose(tests, answer, events):
+    """Mistake keys of a failed exercise, from its failing test cells."""
+    found = []
+    for i, cell in tests:
+        if not errors(cell):
+            continue
+        event = events.get(i)
+        keys = TAG.findall(error_text(cell)) or [
+            event
+            if event in (TIMEOUT, CRASHED, NOT_RUN)
+            else "not-implemented"
+            if answer is not None
+            and (unanswered(answer) or "NotImplementedError" in error_text(cell))
+            else "error-in-answer-cell"
+            if answer is not None and errors(answer)
+            else "unexplained"
+        ]
+        for key in keys:
+            if key not in found:
+                found.append(key)
+    return found
+
+
+def summarise(nb, master, events):
+    """``(grades, exercises)`` for an executed, sanitized notebook.
+
+    ``grades``: ``{grade_id: [auto_score or None, max_points]}`` for every graded cell.
+    ``exercises``: ``[Exercise]`` in notebook order (only those with graded cells).
+    """
+    grades = {}
+    by_exercise = {}
+    answers = {}
+    for index, cell in enumerate(nb.cells):
+        gid = grade_id(cell)
+        if gid and is_answer(cell):
+            answers[gid] = cell
+        if gid and is_graded(cell):
+            grades[gid] = list(cell_score(cell))
+            by_exercise.setdefault(master.exercise_of_cell(gid), []).append((index, cell))
+    exercises = []
+    for name, cells in by_exercise.items():
+        ex = Exercise(name)
+        for _, cell in cells:
+            score, points = grades[grade_id(cell)]
+            ex.score += score or 0.0
+            ex.max_score += points
+            if stderr_text(cell).strip():
+                ex.warnings.append(warning_of(stderr_text(cell)))
+        answer = answers.get(name)
+        if answer is not None and stderr_text(answer).strip():
+            ex.warnings.append(warning_of(stderr_text(answer)))
+        ex.passed = all(grades[grade_id(c)][0] == grades[grade_id(c)][1] for _, c in cells)
+        if not ex.passed:
+            tests = [(i, c) for i, c in cells if not nbgrader_meta(c).get("solution")]
+            ex.mistakes = _diagnose(tests, answer, events)
+        exercises.append(ex)
+    return grades, [asdict(e) for e in exercises]

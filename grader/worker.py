@@ -1,0 +1,81 @@
+"""Grade one submitted notebook: sanitize, run, score, write the autograded copy.
+
+``grade(job)`` runs in a long-lived worker process of the autograde pool. It touches no
+database: it returns a plain dict that the parent records in the gradebook. Any problem caused
+by the submission ends up in that dict; only a fault of the grader itself raises.
+"""
+
+import shutil
+from pathlib import Path
+
+import nbformat
+
+from . import runner
+from .master import grade_id
+from .sanitize import sanitize
+from .scoring import summarise
+
+EVENT_NOTES = {
+    runner.TIMEOUT: "stopped after the time limit",
+    runner.CRASHED: "killed the kernel; the rest of the notebook was graded without it",
+    runner.NOT_RUN: "not run: the notebook's time limit was used up",
+}
+REPAIR_NOTES = {
+    "restored-cell": "was edited; the original test cell was put back and graded",
+    "missing-cell": "was missing; it was put back from the original and graded",
+    "duplicated-cell": "appears more than once; only the first copy was graded",
+}
+
+
+def _notes(flags, exercises):
+    """A markdown cell for the top of the graded notebook: what the grader did and saw."""
+    lines = [
+        f"- cell `{where}` {REPAIR_NOTES.get(kind) or EVENT_NOTES[kind]}" for kind, where in flags
+    ]
+    for ex in exercises:
+        for warning in ex["warnings"]:
+            lines.append(
+                f"- `{ex['name']}` printed a warning (not counted as a failure; your values "
+                f"were graded): `{warning}`"
+            )
+    if not lines:
+        return None
+    return nbformat.v4.new_markdown_cell("**Notes from the grader**\n\n" + "\n".join(lines))
+
+
+def grade(job):
+    """Grade ``job`` (student, assignment, submitted, outdir, master, limits, key); returns a
+    dict with the grades, exercises, flags and timing."""
+    master = job["master"]
+    outdir = Path(job["outdir"])
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    outdir.mkdir(parents=True)
+    for path, relative in master.extra_files:
+        (outdir / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, outdir / relative)
+
+    submitted = nbformat.read(job["submitted"], as_version=4)
+    nb, flags = sanitize(submitted, master)
+    log = runner.run(nb, outdir, job["limits"])
+    grades, exercises = summarise(nb, master, log.events)
+    for index, event in sorted(log.events.items()):
+        where = grade_id(nb.cells[index]) or f"cell {index + 1}"
+        if event == runner.CRASHED and where in grades:
+            grades[where].append(True)  # needs a human look
+        flags.append((event, where))
+    notes = _notes(flags, exercises)
+    if notes is not None:
+        nb.cells.insert(0, notes)
+    nbformat.write(nb, outdir / f"{master.name}.ipynb")
+    return {
+        "student": job["student"],
+        "assignment": job["assignment"],
+        "notebook": master.name,
+        "key": job["key"],
+        "grades": grades,
+        "exercises": exercises,
+        "flags": [list(f) for f in flags],
+        "seconds": round(log.seconds, 3),
+        "kernels": log.kernels,
+    }
