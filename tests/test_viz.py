@@ -172,7 +172,14 @@ def test_apple_orange_explorer_with_an_unwritten_answer():
     e = widgets.apple_orange_explorer(apple_orange_graph)
     assert "NotImplementedError" in e.status.value
     e.sliders["apple"].value = 300  # no exception escapes
-    assert e.output.outputs == ()
+    assert e.output.outputs == () and e.values is None
+
+    e.graph_fn = None
+    e.update()
+    assert e.values["price"] == pytest.approx((300 * 2 + 450) * 1.1)
+    e.graph_fn = lambda *args: (0.0, {})  # a half-written answer after a working one
+    e.update()
+    assert "KeyError" in e.status.value and e.output.outputs == () and e.values is None
 
 
 def test_sigmoid_depth_and_numerical_explorers_follow_their_sliders():

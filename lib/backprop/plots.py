@@ -52,7 +52,7 @@ def plot_numerical_error(f, df, x, ax=None, hs=None):
     A dotted vertical line marks the step with the smallest centred error: to its left,
     rounding error (about eps / h) dominates. Returns the Axes.
     """
-    ax = _axes(ax)
+    ax = _axes(ax, figsize=(8, 4))
     hs, central, forward = numerical_error_curve(f, df, x, hs)
     tiny = np.finfo(np.float64).tiny  # exact hits (error 0) cannot be shown on a log axis
     ax.loglog(hs, np.maximum(central, tiny), "o-", ms=3, label="centred  (f(x+h) - f(x-h)) / 2h")
@@ -80,7 +80,7 @@ def plot_numerical_error(f, df, x, ax=None, hs=None):
     ax.set_xlabel("step h")
     ax.set_ylabel("absolute error")
     ax.set_title(f"Error of the numerical derivative at x = {float(x):.3g}")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
 

@@ -94,6 +94,7 @@ class Explorer:
             self.compute()
         except Exception as exc:  # a learner's function may not be written yet
             self.status.value = f"<b>{type(exc).__name__}</b>: {html.escape(str(exc))}"
+            self.output.outputs, self.figure, self.values = (), None, None  # no stale picture
             return
         fig = Figure(figsize=self.figsize)
         self.draw(fig)
@@ -117,6 +118,8 @@ class NumericalErrorExplorer(Explorer):
 
     ``values``: ``(hs, central_err, forward_err)`` of the latest frame.
     """
+
+    figsize = (8, 4)
 
     def __init__(self, f, df, x=1.0, x_range=(-3.0, 3.0)):
         self.f, self.df = f, df
