@@ -63,8 +63,13 @@ class Sequential:
         """
         self.last_loss = self.loss(x, t)
         dout = self.loss_layer.backward(1.0)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
+        first = self.layers[0] if self.layers else None
+        if hasattr(first, "param_backward"):
+            first.param_backward(dout)  # the gradient w.r.t. the data is never used
+        elif first is not None:
+            first.backward(dout)
         self.grads = {key: layer.grads[name] for key, layer, name in self._owners}
         return self.grads
 

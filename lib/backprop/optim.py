@@ -1,5 +1,7 @@
 """Stochastic gradient descent with in-place parameter updates."""
 
+import numpy as np
+
 
 class SGD:
     """Plain SGD: ``p -= lr * g`` for every parameter array, in place.
@@ -10,8 +12,18 @@ class SGD:
 
     def __init__(self, lr=0.1):
         self.lr = lr
+        self._scratch = {}
 
     def step(self, params, grads):
-        """Update every array in ``params`` (dict name -> ndarray) by its entry in ``grads``."""
+        """Update every array in ``params`` (dict name -> ndarray) by its entry in ``grads``.
+
+        ``lr * grad`` goes into a buffer kept between steps, so a step allocates nothing and
+        leaves ``grads`` untouched.
+        """
         for key, p in params.items():
-            p -= self.lr * grads[key]
+            g = grads[key]
+            buf = self._scratch.get(key)
+            if buf is None or buf.shape != g.shape or buf.dtype != np.result_type(g, self.lr):
+                buf = self._scratch[key] = np.empty_like(g, dtype=np.result_type(g, self.lr))
+            np.multiply(g, self.lr, out=buf)
+            p -= buf

@@ -1,0 +1,146 @@
+"""Training step of the library's nets against PyTorch CPU, GEMM efficiency, and gradients
+against PyTorch autograd."""
+
+import numpy as np
+from backprop.data import digits_split
+from backprop.net import Sequential
+from backprop.optim import SGD
+
+from .reference import TorchTwin, torch_module
+from .report import section, table
+from .timing import interleaved, median_time
+
+LR = 0.01
+# (layer sizes, batch label, batch size or None for the whole digits training set)
+CASES = [
+    ((64, 64, 10), "32", 32),
+    ((64, 64, 10), "full", None),
+    ((784, 256, 10), "128", 128),
+    ((784, 1024, 1024, 10), "256", 256),
+]
+DTYPES = [np.float64, np.float32]
+LARGE = {(784, 256, 10), (784, 1024, 1024, 10)}
+
+
+def step_flops(sizes, n):
+    """Floating-point operations of the matrix products in one step at batch ``n``.
+
+    Forward ``x @ W``, backward ``x.T @ dout`` and ``dout @ W.T`` (2 n D M each), except the
+    first layer's gradient with respect to the data, which no trainer computes.
+    """
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=False))
+    return sum(6 * n * d * m for d, m in pairs) - 2 * n * pairs[0][0] * pairs[0][1]
+
+
+def gemm_peak(dtype):
+    """Best GFLOP/s of numpy's square matrix product over a few sizes (the measured peak)."""
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for n in (256, 512, 1024):
+        a = rng.standard_normal((n, n)).astype(dtype)
+        b = rng.standard_normal((n, n)).astype(dtype)
+        best = max(best, 2 * n**3 / median_time(lambda a=a, b=b: a @ b, rounds=5) / 1e9)
+    return best
+
+
+def case_data(sizes, n, dtype):
+    """Inputs and labels: the digits for 64-input nets, seeded normal data otherwise."""
+    if sizes[0] == 64:
+        X, y, _, _ = digits_split()
+        n = n or len(X)
+        return X[:n].astype(dtype), y[:n]
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((n, sizes[0])).astype(dtype), rng.integers(0, sizes[-1], n)
+
+
+def library_step(net, X, y):
+    """One training step of the library: ``net.gradient`` then an in-place SGD update."""
+    optimiser = SGD(LR)
+
+    def step():
+        optimiser.step(net.params, net.gradient(X, y))
+
+    return step
+
+
+def max_grad_difference(torch, sizes, X, y, dtype):
+    """Max |library - autograd| over every gradient entry, fresh nets with equal weights."""
+    net = Sequential.mlp(sizes, seed=0, dtype=dtype)
+    twin = TorchTwin(torch, net, X, y, LR)
+    ours = net.gradient(X, y)
+    twin.backward()
+    theirs = twin.grads()
+    return max(float(np.max(np.abs(ours[k] - theirs[k]))) for k in ours)
+
+
+def measure():
+    """Rows of the step table and of the gradient table."""
+    torch = torch_module()
+    peaks = {dtype: gemm_peak(dtype) for dtype in DTYPES}
+    step_rows, grad_rows = [], []
+    for sizes, label, n in CASES:
+        for dtype in DTYPES:
+            X, y = case_data(sizes, n, dtype)
+            net = Sequential.mlp(sizes, seed=0, dtype=dtype)
+            candidates = {"numpy": library_step(net, X, y)}
+            if torch is not None:
+                twin = TorchTwin(torch, Sequential.mlp(sizes, seed=0, dtype=dtype), X, y, LR)
+                candidates["torch"] = twin.step
+            times = interleaved(candidates)
+            gflops = step_flops(sizes, len(X)) / times["numpy"] / 1e9
+            name = "-".join(map(str, sizes))
+            row = [name, f"{label} ({len(X)})", np.dtype(dtype).name, f"{times['numpy'] * 1e3:.3f}"]
+            if torch is None:
+                row += ["not installed", "not installed"]
+                grad_cell = "not installed"
+            else:
+                row += [f"{times['torch'] * 1e3:.3f}", f"{times['numpy'] / times['torch']:.2f}x"]
+                grad_cell = f"{max_grad_difference(torch, sizes, X, y, dtype):.1e}"
+            row += [f"{gflops:.1f}", f"{100 * gflops / peaks[dtype]:.0f} %", target(sizes, n)]
+            step_rows.append(row)
+            grad_rows.append([name, f"{label} ({len(X)})", np.dtype(dtype).name, grad_cell])
+    return peaks, step_rows, grad_rows
+
+
+def target(sizes, n):
+    """The issue's target for this case, as text."""
+    if tuple(sizes) in LARGE:
+        return "<= 1.0x, >= 75 % of peak"
+    if n == 32:
+        return "<= 0.5x"
+    return ""
+
+
+def run():
+    """The two sections as markdown."""
+    peaks, step_rows, grad_rows = measure()
+    peak_note = ", ".join(f"{np.dtype(d).name} {p:.1f} GFLOP/s" for d, p in peaks.items())
+    steps = section(
+        "Training step: library against PyTorch CPU",
+        table(
+            [
+                "net",
+                "batch",
+                "dtype",
+                "library ms",
+                "PyTorch ms",
+                "library / PyTorch",
+                "GFLOP/s",
+                "share of GEMM peak",
+                "target",
+            ],
+            step_rows,
+        ),
+        notes=[
+            "One step = forward, backward, SGD update (lr 0.01); both start from the same weights.",
+            f"Measured numpy GEMM peak (square matrices, best of 256/512/1024): {peak_note}.",
+            "GFLOP/s counts the matrix products a step needs: forward, dW and dx of every layer"
+            " but the first (no trainer computes the gradient with respect to the data).",
+        ],
+    )
+    grads = section(
+        "Gradients: library against PyTorch autograd",
+        table(["net", "batch", "dtype", "max abs difference"], grad_rows),
+        notes=["Same weights and batch; every entry of every W and b compared."],
+    )
+    return steps + "\n" + grads

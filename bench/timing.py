@@ -1,0 +1,47 @@
+"""Timing helpers: medians of repeated runs, and interleaved runs so that ratios between two
+candidates are measured under the same machine load."""
+
+import statistics
+import time
+
+
+def _per_call(fn, number):
+    """Seconds per call of ``fn`` over ``number`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - start) / number
+
+
+def calibrate(fn, block=0.02):
+    """How many calls of ``fn`` fill about ``block`` seconds (at least 1); warms ``fn`` up."""
+    fn()
+    once = _per_call(fn, 1)
+    return max(1, int(block / max(once, 1e-7)))
+
+
+def median_time(fn, rounds=7, block=0.02):
+    """Median over ``rounds`` blocks of the seconds one call of ``fn`` takes."""
+    number = calibrate(fn, block)
+    return statistics.median(_per_call(fn, number) for _ in range(rounds))
+
+
+def interleaved(fns, rounds=9, block=0.02):
+    """Median seconds per call for each of ``fns`` (name -> callable), timed in turn each round.
+
+    Alternating the candidates spreads any change in machine load over all of them, so the
+    ratio of two medians is fair even when the absolute figures drift.
+    """
+    numbers = {name: calibrate(fn, block) for name, fn in fns.items()}
+    samples = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(_per_call(fn, numbers[name]))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def wall_time(fn):
+    """Seconds one call of ``fn`` takes, and its result: ``(seconds, result)``."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
