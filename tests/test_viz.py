@@ -277,10 +277,13 @@ def test_dashboard_draws_at_least_the_last_frame_when_throttled(digits, frames):
 
 def test_dashboard_restarts_when_a_slider_moves_mid_run(digits):
     dash = _dashboard(digits)
-    moved = []
+    moved, runs = [], []
 
     def train_and_fiddle(net, *args, callback=None, **kwargs):
+        runs.append([])
+
         def fiddling(history, epoch):
+            runs[-1].append(epoch)
             if not moved:  # the learner drags two sliders after the first epoch
                 moved.append(epoch)
                 dash.sliders["epochs"].value = 2
@@ -292,6 +295,7 @@ def test_dashboard_restarts_when_a_slider_moves_mid_run(digits):
     dash.train_fn = train_and_fiddle
     history = dash.train()
     assert moved == [0]
+    assert runs == [[0], [0, 1]]  # stopped after the epoch in which the sliders moved
     assert dash.restarts == 1
     assert len(history["val_acc"]) == 2
     assert dash.net.params["W1"].shape == (64, 8)
