@@ -10,6 +10,7 @@ is imported under the expected name when it is the only one of that student and 
 
 import re
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -47,7 +48,9 @@ def _entries(source):
 def _parse(raw):
     """The notebook in ``raw`` bytes, or raise ValueError with a short reason."""
     try:
-        nb = nbformat.reads(raw.decode("utf-8-sig"), as_version=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. duplicate cell ids, repaired on grading
+            nb = nbformat.reads(raw.decode("utf-8-sig"), as_version=4)
     except UnicodeDecodeError:
         raise ValueError("not UTF-8 text") from None
     except Exception as error:  # nbformat raises several kinds for bad JSON

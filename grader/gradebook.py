@@ -6,6 +6,7 @@ the formgrader and ``export`` read the same database.
 
 import contextlib
 import logging
+import warnings
 
 from . import course
 from .master import Master
@@ -18,7 +19,9 @@ def open_gradebook():
     from nbgrader.api import Gradebook
 
     course.workspace().mkdir(parents=True, exist_ok=True)
-    with Gradebook(course.db_url(), COURSE_ID) as gb:
+    with warnings.catch_warnings(), Gradebook(course.db_url(), COURSE_ID) as gb:
+        # nbgrader's "object not in session" warning on a new submission is harmless
+        warnings.filterwarnings("ignore", message=".*not in session.*")
         yield gb
 
 

@@ -6,6 +6,7 @@ by the submission ends up in that dict; only a fault of the grader itself raises
 """
 
 import shutil
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -55,7 +56,9 @@ def grade(job):
         (outdir / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, outdir / relative)
 
-    submitted = nbformat.read(job["submitted"], as_version=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate cell ids are repaired by sanitize()
+        submitted = nbformat.read(job["submitted"], as_version=4)
     nb, flags = sanitize(submitted, master)
     log = runner.run(nb, outdir, job["limits"])
     grades, exercises = summarise(nb, master, log.events)

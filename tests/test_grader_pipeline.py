@@ -1,0 +1,302 @@
+"""The grading pipeline on a tiny course built in the test: collect, autograde, feedback, export,
+report, and every robustness case of the grader (time limits, dead kernels, tampered cells,
+warnings, hidden tests in feedback, re-runs)."""
+
+import copy
+import csv
+import html
+import json
+import os
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
+
+import tiny_course as tiny  # noqa: E402
+
+from grader import course, runner  # noqa: E402
+from grader.__main__ import main  # noqa: E402
+from grader.master import Master, grade_id  # noqa: E402
+
+pytestmark = pytest.mark.slow
+A = tiny.ASSIGNMENT
+
+
+def student_nb(released, answers, edit=None):
+    nb = copy.deepcopy(released)
+    for cell in nb.cells:
+        if grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    if edit:
+        edit(nb)
+    return nb
+
+
+def _crash(nb):
+    nb.cells.insert(3, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
+
+
+def _duplicate(nb):
+    i = [grade_id(c) for c in nb.cells].index("test_sigmoid")
+    nb.cells.insert(i + 1, copy.deepcopy(nb.cells[i]))
+
+
+def _tamper(nb):
+    nb.cells = [c for c in nb.cells if grade_id(c) != "test_add"]
+    for cell in nb.cells:
+        if grade_id(cell) == "test_relu_backward":
+            cell.source = "pass"
+
+
+STUCK_ADD = """def add(a, b):
+    while True:
+        try:
+            while True:
+                pass
+        except KeyboardInterrupt:
+            pass"""
+
+# student: (answers, edit, score, flags, mistakes {exercise: [keys]}, warnings on)
+CLASS = {
+    "alice": ({}, None, 4, [], {}, []),
+    "bob": (
+        {"relu_backward": tiny.SIGN_FLIPPED},
+        None,
+        2,
+        [],
+        {"relu_backward": ["sign-flipped"]},
+        [],
+    ),
+    "carol": ({"sigmoid": tiny.NAIVE_SIGMOID}, None, 4, [], {}, ["sigmoid"]),
+    "dave": (
+        {"add": tiny.ENDLESS_ADD},
+        None,
+        3,
+        [["timeout", "test_add"]],
+        {"add": ["timeout"]},
+        [],
+    ),
+    "erin": ({}, _crash, 4, [["dead-kernel", "cell 4"]], {}, []),
+    "frank": ({}, _duplicate, 4, [["duplicated-cell", "test_sigmoid"]], {}, []),
+    "grace": (
+        {},
+        _tamper,
+        4,
+        [["restored-cell", "test_relu_backward"], ["missing-cell", "test_add"]],
+        {},
+        [],
+    ),
+    "heidi": (
+        None,
+        None,
+        0,
+        [],
+        {e: ["not-implemented"] for e in ("relu_backward", "sigmoid", "add")},
+        [],
+    ),
+    "ivy": ({"add": STUCK_ADD}, None, 3, [["timeout", "test_add"]], {"add": ["timeout"]}, []),
+    # passes the visible test, fails a hidden one: its traceback quotes a hidden line
+    "leo": ({"add": "def add(a, b):\n    return 5"}, None, 3, [], {"add": ["unexplained"]}, []),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_class(tmp_path_factory):
+    """A graded class of the tiny course; yields (workspace, collect output lines)."""
+    root = tmp_path_factory.mktemp("tiny")
+    saved_env, saved_source = os.environ.get(course.WORKSPACE_ENV), course.SOURCE
+    os.environ[course.WORKSPACE_ENV] = str(root / "workspace")
+    course.SOURCE = root / "solutions"
+    tiny.write_source(course.SOURCE)
+    released = Master.load(course.SOURCE / A / f"{tiny.NOTEBOOK}.ipynb", A).released_nb()
+
+    folder = root / "class"
+    for sid, (answers, edit, *_) in CLASS.items():
+        path = folder / sid / A / f"{tiny.NOTEBOOK}.ipynb"
+        path.parent.mkdir(parents=True)
+        fill = {} if answers is None else {**tiny.CORRECT, **answers}
+        nbformat.write(student_nb(released, fill, edit), path)
+    # An LMS-style zip: a wrapping folder, one good student, and bad input of every kind.
+    zipped = root / "export.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.write(folder / "alice" / A / "tiny.ipynb", f"export/judy/{A}/tiny (1).ipynb")
+        z.writestr(f"export/kim/{A}/tiny.ipynb", "{not json")
+        z.writestr(f"export/kim/{A}/notes.txt", "my notes")
+        z.writestr("export/kim/99-unknown/tiny.ipynb", "{}")
+        z.write(folder / "bob" / A / "tiny.ipynb", f"export/Bob/{A}/tiny.ipynb")
+        z.write(folder / "bob" / A / "tiny.ipynb", f"export/bob/{A}/tiny.ipynb")
+    lines = []
+    yield root, lines, folder, zipped
+    course.SOURCE = saved_source
+    if saved_env is None:
+        os.environ.pop(course.WORKSPACE_ENV, None)
+    else:
+        os.environ[course.WORKSPACE_ENV] = saved_env
+
+
+@pytest.fixture(scope="module")
+def graded(tiny_class):
+    root, _, folder, zipped = tiny_class
+    assert main(["collect", str(folder)]) == 0
+    assert main(["collect", str(zipped)]) == 1  # some files were skipped
+    code = main(["autograde", "-j", "2", "--cell-timeout", "3", "--notebook-timeout", "120"])
+    assert code == 0
+    return root
+
+
+def result(student):
+    return json.loads((course.folder("results") / A / f"{student}.json").read_text())
+
+
+def test_collect_reports_each_bad_file_on_one_line(tiny_class, capsys, monkeypatch):
+    root, _, folder, zipped = tiny_class
+    monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])
+    main(["--workspace", str(root / "collect-only"), "collect", str(zipped)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sorted(err) == sorted(
+        [
+            f"skipped export/kim/{A}/notes.txt: not a notebook",
+            "skipped export/kim/99-unknown/tiny.ipynb: unknown assignment '99-unknown'",
+            f"skipped export/Bob/{A}/tiny.ipynb: duplicate student 'Bob' for {A} "
+            f"(also in export/bob/{A})",
+            f"skipped export/bob/{A}/tiny.ipynb: duplicate student 'Bob' for {A} "
+            f"(also in export/Bob/{A})",
+            f"skipped export/kim/{A}/tiny.ipynb: unreadable notebook JSON "
+            "(Notebook does not appear to be JSON: '{not json')",
+        ]
+    ), err
+    imported = root / "collect-only" / "submitted" / "judy" / A / "tiny.ipynb"
+    assert imported.exists(), "a renamed notebook is imported under the assignment's name"
+
+
+def test_collect_rejects_a_missing_source(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path))
+    assert main(["--workspace", str(tmp_path), "collect", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("student", sorted(CLASS) + ["judy"])
+def test_scores_flags_and_mistakes(graded, student):
+    _, _, score, flags, mistakes, warned = CLASS.get(student, CLASS["alice"])
+    r = result(student)
+    assert sum(s or 0 for s, *_ in r["grades"].values()) == score
+    assert r["flags"] == flags
+    assert {e["name"]: e["mistakes"] for e in r["exercises"] if e["mistakes"]} == mistakes
+    assert [e["name"] for e in r["exercises"] if e["warnings"]] == warned
+
+
+def test_warning_is_feedback_not_failure(graded):
+    (ex,) = [e for e in result("carol")["exercises"] if e["name"] == "sigmoid"]
+    assert ex["passed"] and "RuntimeWarning: overflow encountered in exp" in ex["warnings"][0]
+    page = course.folder("feedback") / "carol" / A / "tiny.html"
+    main(["feedback"])
+    assert "not counted as a failure" in page.read_text()
+
+
+def test_stuck_kernel_is_replaced_and_the_rest_graded(graded):
+    assert result("ivy")["kernels"] == 2
+    assert result("dave")["kernels"] == 1
+
+
+def test_dead_kernel_is_flagged_for_a_human(graded):
+    rows = {r["student_id"]: r for r in export_rows()}
+    assert rows["erin"]["needs_manual_grade"] == "yes"
+    assert rows["alice"]["needs_manual_grade"] == "no"
+
+
+def export_rows():
+    path = course.folder("exports") / "grades.csv"
+    assert main(["export", "--to", str(path)]) == 0
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_export_columns_and_values(graded):
+    rows = export_rows()
+    assert list(rows[0]) == [
+        "student_id", "assignment", "score", "max_score", "needs_manual_grade", "flags",
+        "mistakes", "warnings", "relu_backward", "sigmoid", "add",
+    ]  # fmt: skip
+    by = {r["student_id"]: r for r in rows}
+    assert set(by) == set(CLASS) | {"judy"}
+    assert by["bob"]["score"] == "2" and by["bob"]["relu_backward"] == "0"
+    assert by["bob"]["mistakes"] == "relu_backward:sign-flipped"
+    assert by["grace"]["flags"] == "restored-cell(test_relu_backward); missing-cell(test_add)"
+    assert by["dave"]["add"] == "0" and by["dave"]["sigmoid"] == "1"
+
+
+def test_report_counts_match_what_was_planted(graded, capsys):
+    assert main(["report"]) == 0
+    shown = capsys.readouterr().out
+    rows = json.loads((course.folder("exports") / "report.json").read_text())
+    planted = {}
+    for _, _, _, _, mistakes, _ in [*CLASS.values(), CLASS["alice"]]:
+        for name, keys in mistakes.items():
+            for key in keys:
+                planted.setdefault(name, {}).setdefault(key, 0)
+                planted[name][key] += 1
+    assert {r["exercise"]: r["mistakes"] for r in rows if r["mistakes"]} == planted
+    assert {r["exercise"]: r["passed"] for r in rows} == {
+        "relu_backward": 9,
+        "sigmoid": 10,
+        "add": 7,
+    }
+    assert re.search(r"relu_backward\s+9/11\s+not-implemented 1, sign-flipped 1", shown), shown
+    assert "<svg" in (course.folder("exports") / "report.html").read_text()
+
+
+def test_feedback_never_shows_hidden_tests(graded):
+    assert main(["feedback"]) == 0
+    source = nbformat.read(course.SOURCE / A / "tiny.ipynb", as_version=4)
+    hidden = []
+    for cell in source.cells:
+        part = cell.source.partition("### BEGIN HIDDEN TESTS")[2].partition("### END")[0]
+        hidden += [line.strip() for line in part.splitlines() if line.strip()]
+    assert len(hidden) == 5
+    pages = sorted(course.folder("feedback").glob("*/*/*.html"))
+    assert len(pages) == len(CLASS) + 1
+    for page in pages:
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        for line in hidden:
+            assert line not in text, f"{page} shows hidden test line {line!r}"
+    assert (
+        "(a line of a hidden test)"
+        in (course.folder("feedback") / "leo" / A / "tiny.html").read_text()
+    )
+    # ... while the instructor's autograded copy keeps them.
+    assert "x_hidden_case" in (course.folder("autograded") / "bob" / A / "tiny.ipynb").read_text()
+
+
+def test_rerun_grades_only_changed_submissions(graded, capsys):
+    before = {s: result(s) for s in CLASS}
+    assert main(["autograde", "-j", "2", "--cell-timeout", "3", "--notebook-timeout", "120"]) == 0
+    assert "0 graded, 11 unchanged" in capsys.readouterr().out
+    # bob fixes his answer and resubmits
+    path = course.folder("submitted") / "bob" / A / "tiny.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if grade_id(cell) == "relu_backward":
+            cell.source = tiny.CORRECT["relu_backward"]
+    nbformat.write(nb, path)
+    assert main(["autograde", "-j", "2", "--cell-timeout", "3", "--notebook-timeout", "120"]) == 0
+    assert "1 graded, 10 unchanged" in capsys.readouterr().out
+    assert sum(s for s, *_ in result("bob")["grades"].values()) == 4
+    for s in CLASS:
+        if s != "bob":
+            assert result(s) == before[s]
+
+
+def test_runner_notebook_time_limit(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(0.3)") for _ in range(3)]
+    nb.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(30)"))
+    nb.cells.append(nbformat.v4.new_code_cell("x = 1"))
+    log = runner.run(nb, tmp_path, runner.Limits(cell=60, notebook=6))
+    assert log.events == {3: runner.TIMEOUT, 4: runner.NOT_RUN}
+    assert [o.ename for o in nb.cells[4].outputs] == ["NotRun"]
+    assert not any(c.outputs for c in nb.cells[:3])
