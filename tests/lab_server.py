@@ -4,12 +4,15 @@
 and a settings override that turns off JupyterLab's news pop-up, waits until ``/api/status``
 answers, yields a ``Lab`` (url, token, log), and stops the whole process group at the end.
 Jupyter's config, data and runtime folders come from the environment (``tests/conftest.py``
-points them at a temporary folder), so nothing is written into the home directory.
+points them at a temporary folder), so nothing is written into the home directory. The grading
+workspace is a fresh folder under the git-ignored ``artifacts/``: nbgrader's formgrader only
+works when the course root lies inside the server's root (the repository).
 """
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,6 +112,7 @@ def running_lab(extra_args=(), startup_timeout=60):
     """Run ``make lab`` on a free port; yield a ``Lab``; stop every process it started."""
     token = os.urandom(16).hex()
     port = free_port()
+    grading = REPO / "artifacts" / f"lab-grading-{port}"
     with tempfile.TemporaryDirectory(prefix="lab-") as tmp:
         tmp = Path(tmp)
         settings = tmp / "app-settings"
@@ -139,6 +143,7 @@ def running_lab(extra_args=(), startup_timeout=60):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=os.environ | {"BACKPROP_GRADING_DIR": str(grading)},
             )
         lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=log)
         try:
@@ -146,3 +151,4 @@ def running_lab(extra_args=(), startup_timeout=60):
             yield lab
         finally:
             _stop(process)
+            shutil.rmtree(grading, ignore_errors=True)

@@ -1,0 +1,255 @@
+"""The learner's and the instructor's path in a real browser: JupyterLab started by ``make lab``,
+driven by Playwright in headless Chromium (Debian's ``chromium`` package).
+
+Skipped with a message when Chromium or Playwright is missing; ``.ci/run`` installs Chromium,
+so CI always runs them. Screenshots of every step go to ``artifacts/browser/``.
+"""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from lab_server import REPO, running_lab
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = REPO / "artifacts" / "browser"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TRAINING = "solutions/05-training-loop/training_loop.ipynb"
+GRAPHS = "solutions/02-computation-graphs/computation_graphs.ipynb"
+STUDENT_GRAPHS = "notebooks/02-computation-graphs/computation_graphs.ipynb"
+WRONG_ANSWER = "tests/fixtures/answers/02-computation-graphs/MulLayer__not_swapped.py"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed: apt-get install chromium"),
+]
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright not installed: make install-test"
+)
+
+
+def require(*paths):
+    """Skip the test, naming what is missing, unless every repository path exists."""
+    missing = [p for p in paths if not (REPO / p).exists()]
+    if missing:
+        pytest.skip(f"not in the repository yet: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with running_lab(extra_args=["--LabApp.expose_app_in_browser=True"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        yield context
+        context.close()
+
+
+class Shots:
+    """Numbered screenshots of one test's steps in ``artifacts/browser/<test>/``."""
+
+    def __init__(self, page, name):
+        self.page, self.folder, self.count = page, ARTIFACTS / name, 0
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+
+    def __call__(self, step):
+        self.count += 1
+        self.page.screenshot(path=str(self.folder / f"{self.count:02d}-{step}.png"), full_page=True)
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh tab; its screenshots are taken with ``page.shot(step)``; closed afterwards."""
+    tab = browser.new_page()
+    tab.set_default_timeout(30_000)
+    tab.shot = Shots(tab, request.node.name)
+    failed_before = request.session.testsfailed
+    yield tab
+    if request.session.testsfailed > failed_before:
+        tab.shot("failure")
+    tab.close()
+
+
+def open_notebook(page, lab, path):
+    """Open ``path`` in JupyterLab (without restoring a previous workspace); wait for the kernel."""
+    page.goto(lab.page(f"lab/tree/{path}", reset=""))
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session
+                && w.sessionContext.session.kernel;
+            return k && k.status === "idle";
+        }""",
+        timeout=60_000,
+    )
+
+
+def run_all(page, timeout=120_000):
+    """Run every cell (JupyterLab's Run All) and wait until the last one has finished."""
+    page.evaluate(
+        "() => { window.__ranAll = false; window.jupyterapp.commands"
+        ".execute('notebook:run-all-cells').then(() => { window.__ranAll = true; }); }"
+    )
+    page.wait_for_function("() => window.__ranAll === true", timeout=timeout)
+    page.wait_for_function(
+        "() => !Array.from(document.querySelectorAll('.jp-InputPrompt'))"
+        ".some(p => p.textContent.includes('*'))",
+        timeout=timeout,
+    )
+
+
+def press_slider(page, slider_class, key, times):
+    """Focus the handle of the first slider of ``slider_class`` and press ``key`` ``times``."""
+    handle = page.locator(f".{slider_class} .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(times):
+        handle.press(key)
+    handle.blur()
+
+
+def number(text):
+    """The first number in ``text`` as a float."""
+    match = re.search(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text.replace(",", ""))
+    assert match, f"no number in {text!r}"
+    return float(match.group())
+
+
+def wait_for_number(page, selector, expected, timeout=20_000):
+    """Wait until the first element matching ``selector`` shows ``expected`` (to 1e-6)."""
+    page.wait_for_function(
+        """([sel, want]) => {
+            const el = document.querySelector(sel);
+            if (!el) return false;
+            const m = el.textContent.replace(/,/g, "").match(/-?\\d+(\\.\\d+)?(e[-+]?\\d+)?/);
+            return m && Math.abs(parseFloat(m[0]) - want) < 1e-6 * Math.max(1, Math.abs(want));
+        }""",
+        arg=[selector, expected],
+        timeout=timeout,
+    )
+
+
+def test_training_dashboard_trains(page, lab):
+    require(TRAINING)
+    open_notebook(page, lab, TRAINING)
+    page.shot("opened")
+    run_all(page)
+    page.shot("ran-all")
+    dashboard = page.locator(".jp-OutputArea-output", has=page.locator(".bp-train")).first
+    dashboard.scroll_into_view_if_needed()
+    plot = dashboard.locator(".bp-loss-plot")
+    before = plot.locator("img").evaluate_all("imgs => imgs.map(i => i.src)")
+    lr_readout = dashboard.locator(".bp-slider-lr .widget-readout").first
+    lr_before = number(lr_readout.text_content())
+    press_slider(page, "bp-slider-lr", "ArrowLeft", 3)
+    page.wait_for_function(
+        "([el, old]) => parseFloat(el.textContent) !== old",
+        arg=[lr_readout.element_handle(), lr_before],
+    )
+    lr_after = number(lr_readout.text_content())
+    assert lr_after < lr_before, f"learning rate {lr_before} -> {lr_after}"
+    page.shot("lr-moved")
+
+    dashboard.locator(".bp-train button, button.bp-train").first.click()
+    bar = dashboard.locator(".bp-progress .progress-bar").first
+    frames, widths = set(), []
+    for _ in range(600):  # sample the picture and the bar while it trains (up to ~60 s)
+        frames.update(plot.locator("img").evaluate_all("imgs => imgs.map(i => i.src)"))
+        widths.append(number(bar.evaluate("el => el.style.width || '0'")))
+        if widths[-1] >= 100 and "epoch" in dashboard.locator(".bp-status").text_content():
+            break
+        page.wait_for_timeout(100)
+    page.shot("trained")
+    assert widths[-1] >= 100, f"progress bar stopped at {widths[-1]} %"
+    assert len({w for w in widths if 0 < w < 100}) >= 1 or widths[0] < widths[-1], widths
+    new_frames = frames - set(before)
+    assert new_frames, "the loss plot was not redrawn after pressing Train"
+    status = dashboard.locator(".bp-status").text_content()
+    assert "error" not in status.lower(), status
+
+
+def test_computation_graph_sliders_update_gradients(page, lab):
+    require(GRAPHS)
+    open_notebook(page, lab, GRAPHS)
+    run_all(page)
+    explorer = page.locator(".jp-OutputArea-output", has=page.locator(".bp-slider-apple")).first
+    explorer.scroll_into_view_if_needed()
+    page.shot("ran-all")
+    scope = "#" + explorer.evaluate("el => el.id || (el.id = 'bp-explorer-under-test')")
+    # Seed numbers: apple 100, 2 apples, orange 150, 3 oranges, tax 1.1.
+    wait_for_number(page, f"{scope} .bp-price", 715)
+    wait_for_number(page, f"{scope} .bp-grad-apple_num", 110)
+    wait_for_number(page, f"{scope} .bp-grad-tax", 650)
+    press_slider(page, "bp-slider-apple", "ArrowRight", 5)  # step 10: 100 -> 150
+    readout = explorer.locator(".bp-slider-apple .widget-readout").first
+    page.wait_for_function("el => parseFloat(el.textContent) === 150", arg=readout.element_handle())
+    # d price / d apple_num = apple * tax; d price / d tax = apple * n + orange * m.
+    wait_for_number(page, f"{scope} .bp-grad-apple_num", 150 * 1.1)
+    wait_for_number(page, f"{scope} .bp-grad-tax", 150 * 2 + 150 * 3)
+    wait_for_number(page, f"{scope} .bp-grad-apple", 2 * 1.1)
+    wait_for_number(page, f"{scope} .bp-price", (150 * 2 + 150 * 3) * 1.1)
+    page.shot("apple-150")
+
+
+def wrong_submission():
+    """The student notebook with the wrong ``MulLayer`` fixture in its answer cell, saved under
+    ``artifacts/browser/`` (git-ignored, inside the server's root); returns its repo path."""
+    nb = nbformat.read(REPO / STUDENT_GRAPHS, as_version=4)
+    answer = (REPO / WRONG_ANSWER).read_text()
+    expect = re.search(r"^# expect: (\S+)", answer, re.M).group(1)
+    cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "MulLayer"]
+    assert cells, "the student notebook has no answer cell with grade_id MulLayer"
+    cells[0].source = answer
+    target = ARTIFACTS / "submission" / Path(STUDENT_GRAPHS).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+    return str(target.relative_to(REPO)), expect
+
+
+def test_validate_shows_the_diagnosis(page, lab):
+    require(STUDENT_GRAPHS, WRONG_ANSWER)
+    path, expect = wrong_submission()
+    open_notebook(page, lab, path)
+    page.shot("opened")
+    page.locator(".validate-button").first.click()
+    dialog = page.locator(".validation-failed")
+    dialog.wait_for(timeout=120_000)
+    page.shot("validated")
+    text = dialog.text_content()
+    assert f"[mistake: {expect}]" in text, f"the Validate dialog does not name {expect}:\n{text}"
+
+
+def test_formgrader_lists_assignments(page, lab):
+    assignments = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+    if not assignments:
+        pytest.skip("no assignments in solutions/ yet")
+    page.goto(lab.page("formgrader"))
+    for name in assignments:
+        page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+    page.shot("assignments")
+    listed = json.dumps(page.content())
+    assert all(name in listed for name in assignments)
