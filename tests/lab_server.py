@@ -25,12 +25,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Settings every test server gets: no news or update pop-up over the notebook.
+# Settings every test server gets: no news or update pop-up over the notebook, and no autosave
+# (a test that runs a tracked notebook must never write its outputs back into the repository).
 SETTINGS_OVERRIDES = {
     "@jupyterlab/apputils-extension:notification": {
         "fetchNews": "false",
         "checkForUpdates": False,
     },
+    "@jupyterlab/docmanager-extension:plugin": {"autosave": False},
 }
 
 

@@ -93,19 +93,23 @@ def page(browser, request):
     tab.close()
 
 
+KERNEL_STATUS = """() => {
+    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+    return k ? k.status : null;
+}"""
+
+
+def wait_for_idle_kernel(page, timeout=60_000):
+    """Wait until the current notebook's kernel reports idle."""
+    page.wait_for_function(f"() => ({KERNEL_STATUS})() === 'idle'", timeout=timeout)
+
+
 def open_notebook(page, lab, path):
     """Open ``path`` in JupyterLab (without restoring a previous workspace); wait for the kernel."""
     page.goto(lab.page(f"lab/tree/{path}", reset=""))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_function(
-        """() => {
-            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-            const k = w && w.sessionContext && w.sessionContext.session
-                && w.sessionContext.session.kernel;
-            return k && k.status === "idle";
-        }""",
-        timeout=60_000,
-    )
+    wait_for_idle_kernel(page)
 
 
 def run_all(page, timeout=120_000):
@@ -204,6 +208,7 @@ def test_computation_graph_sliders_update_gradients(page, lab):
     wait_for_number(page, f"{scope} .bp-price", 715)
     wait_for_number(page, f"{scope} .bp-grad-apple_num", 110)
     wait_for_number(page, f"{scope} .bp-grad-tax", 650)
+    drawing = explorer.locator(".bp-plot img").first.get_attribute("src")
     press_slider(page, "bp-slider-apple", "ArrowRight", 5)  # step 10: 100 -> 150
     readout = explorer.locator(".bp-slider-apple .widget-readout").first
     page.wait_for_function("el => parseFloat(el.textContent) === 150", arg=readout.element_handle())
@@ -212,6 +217,9 @@ def test_computation_graph_sliders_update_gradients(page, lab):
     wait_for_number(page, f"{scope} .bp-grad-tax", 150 * 2 + 150 * 3)
     wait_for_number(page, f"{scope} .bp-grad-apple", 2 * 1.1)
     wait_for_number(page, f"{scope} .bp-price", (150 * 2 + 150 * 3) * 1.1)
+    wait_for_idle_kernel(page)  # every slider step redraws: wait for the last frame
+    redrawn = explorer.locator(".bp-plot img").first.get_attribute("src")
+    assert redrawn != drawing, "the graph drawing was not redrawn after moving the slider"
     page.shot("apple-150")
 
 
