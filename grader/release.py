@@ -36,6 +36,7 @@ def generate(ids, release_dir, workspace_dir):
     from nbgrader.apps import NbGraderAPI
 
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    Path(workspace_dir).mkdir(parents=True, exist_ok=True)  # nbgrader changes into it
     config = load_config(
         **{
             "CourseDirectory.root": str(workspace_dir),
@@ -48,7 +49,7 @@ def generate(ids, release_dir, workspace_dir):
         result = api.generate_assignment(aid, force=True, create=True)
         if not result["success"]:
             raise RuntimeError(
-                f"generate_assignment {aid} failed:\n{result['log']}\n{result['error']}"
+                f"generate_assignment {aid} failed:\n{result.get('log', '')}\n{result['error']}"
             )
         for nb in sorted((Path(release_dir) / aid).glob("*.ipynb")):
             canonical(nb)
