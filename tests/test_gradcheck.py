@@ -171,6 +171,15 @@ def test_mostly_right_names_the_worst_entry(layer):
     )
 
 
+def test_lost_precision_is_not_called_a_wrong_factor(rng):
+    W = rng.uniform(1, 2, (4, 3))
+    h = 1e-4
+    forward_difference = ((W + h) ** 3 - W**3) / h  # one-sided: error O(h), all one way
+    mistake = diagnosis("dW", forward_difference, 3 * W**2, rtol=1e-6)
+    assert_names(mistake, "lost-precision", "within a relative")
+    assert "1 times" not in str(mistake)
+
+
 def test_wrong_dtype_and_type(layer):
     assert_names(diagnosis("dW", np.zeros((D, M), dtype=int), layer["dW"]), "wrong-dtype", "int")
     assert_names(diagnosis("dW", layer["dW"].astype(np.float32), layer["dW"]), "wrong-dtype")

@@ -231,6 +231,12 @@ BANK = [
         "is computed.",
     ),
     Mistake(
+        "lost-precision",
+        lambda e: e.cosine > 1 - 1e-6 and abs(e.alpha - 1) < 1e-3,
+        "{name} is within a relative {drift:.1e} of the expected value but not within the "
+        "tolerance: precision is lost somewhere (float32, a one-sided difference, a large h).",
+    ),
+    Mistake(
         "scaled",
         lambda e: e.cosine > 1 - 1e-6,
         "{name} points the right way but is {alpha:.4g} times the expected size: a constant "
@@ -247,14 +253,53 @@ BANK = [
 # Mistakes that a test detects by building the wrong answer itself and passing it in
 # ``check_gradient(..., candidates={key: wrong_array})``; keys not listed get a generic sentence.
 CANDIDATE_ADVICE = {
+    # activations
     "missing-activation-derivative": "{name} leaves out the {activation}'s derivative: multiply "
     "the error by it before going further back.",
     "missing-sigmoid-derivative": "{name} leaves out the sigmoid's derivative sigma(z) (1 - "
     "sigma(z)): multiply the error by it before going further back.",
     "missing-relu-derivative": "{name} leaves out the ReLU's derivative: the gradient must be 0 "
     "where the ReLU input was <= 0.",
+    "derivative-at-output": "{name} takes the sigmoid's derivative at its output y instead of at "
+    "its input h: sigma'(h) = y (1 - y) with y = sigma(h), not sigma(y) (1 - sigma(y)).",
+    "sigmoid-of-minus-z": "{name} equals sigma(-z) = 1 - sigma(z): check the sign inside exp.",
+    "formula-on-input": "{name} applies s (1 - s) to z itself: first compute s = sigma(z), then "
+    "s * (1 - s).",
+    # matrices and layers
     "missing-transpose": "{name} uses a weight matrix without its transpose: sending an error "
     "back through W means multiplying by W.T.",
+    "used-pre-activation": "{name} multiplies by the hidden layer's input sums: the value flowing "
+    "into a hidden-to-output weight is the hidden layer's OUTPUT, sigma(x @ W_ih).",
+    "used-weights-not-activations": "{name} multiplies by the weights: a weight step uses the "
+    "value flowing into that weight (the activation), not the weight itself.",
+    "missing-learnrate": "{name} is the error term times the input without the learning rate.",
+    # numerical derivatives
+    "forward-difference": "{name} matches the forward difference (f(x + h) - f(x)) / h, whose "
+    "error is O(h): use the centred difference (f(x + h) - f(x - h)) / (2h).",
+    "backward-difference": "{name} matches the backward difference (f(x) - f(x - h)) / h, whose "
+    "error is O(h): use the centred difference (f(x + h) - f(x - h)) / (2h).",
+    # the chain rule and graphs
+    "weight-instead-of-input": "{name} uses the weight where the input belongs: dz/dw is the "
+    "value flowing into the edge, here the input x.",
+    "bias-left-out": "{name} leaves the bias out of z = x . w + b in the forward pass.",
+    "missing-path": "{name} follows only one path: a feeds both z1 and z2, so add both "
+    "contributions, w3 * dl_dz1 + w4 * dl_dz2.",
+    "paths-crossed": "{name} pairs each weight with the other path's gradient: use w3 with "
+    "dl_dz1 and w4 with dl_dz2.",
+    "averaged-paths": "{name} averages the two paths: the contributions add up, do not divide "
+    "by 2.",
+    "inputs-not-swapped": "{name} multiplies dout by the input's own value: a multiply node "
+    "sends back dout times the OTHER input (dx = dout * y, dy = dout * x).",
+    "ignored-dout": "{name} ignores dout: multiply the node's local derivative by the gradient "
+    "that arrives from above.",
+    "split-between-inputs": "{name} is half of dout: an add node passes the whole upstream "
+    "gradient to each input; it does not share it out.",
+    "tax-not-applied": "{name} misses the factor tax: every path from an input to the price "
+    "goes through the tax node, so its gradient is multiplied by the tax.",
+    "dprice-not-one": "{name} is price times too large: the backward pass starts from "
+    "d price / d price = 1.",
+    "keys-swapped": "{name} holds the gradient of its partner in the multiply node: check the "
+    "order of (dx, dy) when you unpack backward's result.",
 }
 for _m in BANK:  # a candidate may also carry a key of the bank: use its first sentence
     CANDIDATE_ADVICE.setdefault(_m.key, _m.advice)
@@ -378,6 +423,7 @@ def check_gradient(
 def _fields(e):
     return {
         "name": e.name,
+        "drift": abs(e.alpha - 1),
         "n": e.n,
         "activation": e.activation,
         "alpha": e.alpha,
