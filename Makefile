@@ -8,6 +8,8 @@ BIN    := $(VENV)/bin
 PORT   ?= 8888
 LAB_ARGS ?=
 PYTEST_ARGS ?=
+# Tests run on every core; tests that share a server are kept together (xdist_group).
+PYTEST_WORKERS ?= auto
 
 # nbgrader finds grader/nbgrader_config.py through this path; nbgrader starts `alembic`
 # by name, so the venv's bin must be on PATH.
@@ -44,7 +46,7 @@ lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
 test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m bench

@@ -33,6 +33,7 @@ WRONG_ANSWER = "tests/fixtures/answers/02-computation-graphs/MulLayer__not_swapp
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.xdist_group("browser"),  # one worker: the tests share one JupyterLab
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed: apt-get install chromium"),
 ]
 sync_api = pytest.importorskip(

@@ -24,6 +24,9 @@ def page_config(page_html):
     return json.loads(html.unescape(match.group(1)))
 
 
+pytestmark = pytest.mark.xdist_group("make-lab")  # one worker: the tests share one server
+
+
 @pytest.fixture(scope="module")
 def lab():
     with running_lab() as server:
