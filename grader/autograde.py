@@ -20,7 +20,7 @@ from . import course, gradebook
 from .runner import Limits
 from .table import format_table
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
 
 
 def result_path(assignment, student):

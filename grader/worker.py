@@ -69,7 +69,11 @@ def grade(job):
         flags.append((event, where))
     notes = _notes(flags, exercises)
     if notes is not None:
+        notes.pop("id", None)  # the notebook is nbformat 4.4, without cell ids
         nb.cells.insert(0, notes)
+    for cell in nb.cells:
+        cell.pop("id", None)  # the notebook is nbformat 4.4, without cell ids
+    nb.nbformat_minor = 4
     nbformat.write(nb, outdir / f"{master.name}.ipynb")
     return {
         "student": job["student"],
