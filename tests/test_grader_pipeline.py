@@ -23,7 +23,8 @@ from grader import course, runner  # noqa: E402
 from grader.__main__ import main  # noqa: E402
 from grader.master import Master, grade_id  # noqa: E402
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole module: its tests share one graded class, in order.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader-tiny-course")]
 A = tiny.ASSIGNMENT
 
 
