@@ -248,6 +248,8 @@ def test_validate_shows_the_diagnosis(page, lab):
     dialog = page.locator(".validation-failed")
     dialog.wait_for(timeout=120_000)
     page.shot("validated")
+    dialog.get_by_text(f"[mistake: {expect}]").first.scroll_into_view_if_needed()
+    page.shot("diagnosis")
     text = dialog.text_content()
     assert f"[mistake: {expect}]" in text, f"the Validate dialog does not name {expect}:\n{text}"
 

@@ -311,6 +311,7 @@ def fail(name, mistake, sentence, detail=""):
     For checks that are not gradient comparisons (a batch iterator that drops samples, an
     update that is not in place), so that every failure in the course carries a mistake key.
     """
+    __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     raise GradientMistake(f"{sentence}{detail} {TAG.format(mistake)}", mistake, name)
 
 
@@ -330,6 +331,7 @@ def _shape_advice(name, got_shape, ref_shape):
 
 def _as_array(name, got):
     """``got`` as a float array, or a GradientMistake for None, exceptions and non-numbers."""
+    __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     if callable(got):
         try:
             got = got()
@@ -376,6 +378,7 @@ def check_gradient(
     to it misses the ``activation``'s derivative), and ``candidates``, a dict of mistake key ->
     the wrong answer that mistake gives. ``dtype=None`` skips the dtype check.
     """
+    __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     arr = _as_array(name, got)
     ref = np.asarray(expected, dtype=np.float64)
     if arr.shape != ref.shape:
@@ -451,6 +454,7 @@ def check_backward(backward, dout, name="dx"):
     Returns what ``backward`` returned. Raises ``GradientMistake`` with key
     ``modified-dout`` or ``returned-dout``.
     """
+    __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     before = np.array(dout, copy=True)
     result = backward(dout)
     if not np.array_equal(before, dout):
@@ -477,6 +481,7 @@ def check_no_warning(name, fn, *args):
     A RuntimeWarning (overflow in exp, division by zero, invalid value) raises
     ``GradientMistake`` with key ``numeric-warning``, naming the warning.
     """
+    __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         try:
