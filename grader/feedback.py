@@ -33,7 +33,10 @@ def feedback(ids=None, out=print):
                 found = leaks(page.read_text(encoding="utf-8"), hidden)
                 if found:
                     page.unlink()
-                    print(f"error: withheld {page}: it shows a hidden test line", file=sys.stderr)
+                    print(
+                        f"error: withheld {page}: it shows the hidden test line {found[0]!r}",
+                        file=sys.stderr,
+                    )
                     status = 1
                 else:
                     pages += 1

@@ -24,13 +24,24 @@ def _hidden(assignment, notebook):
     return Master.load(path, assignment).hidden_lines() if path.exists() else []
 
 
+# What a traceback puts before a quoted source line: "---> 12 " or "     12 ".
+TRACEBACK_PREFIX = re.compile(r"^\s*(?:-*>\s*)?\d+\s")
+
+
+def _as_code(line):
+    """A line of a page or traceback as the source line it shows: ANSI colours, the traceback's
+    arrow and line number, and surrounding blanks removed."""
+    return TRACEBACK_PREFIX.sub("", ANSI.sub("", line), count=1).strip()
+
+
 def scrub_text(text, lines):
-    """``text`` with every line that contains one of ``lines`` replaced by a placeholder."""
-    out = []
-    for line in text.split("\n"):
-        plain = ANSI.sub("", line)
-        out.append(PLACEHOLDER if any(h in plain for h in lines) else line)
-    return "\n".join(out)
+    """``text`` with every line that shows one of the hidden ``lines`` replaced by a placeholder.
+
+    A whole line must match: a hidden ``relu.forward(x)`` does not hide a visible
+    ``y = relu.forward(x)``, which is the learner's own code.
+    """
+    hidden = set(lines)
+    return "\n".join(PLACEHOLDER if _as_code(line) in hidden else line for line in text.split("\n"))
 
 
 def scrub_notebook(nb, lines):
@@ -44,9 +55,11 @@ def scrub_notebook(nb, lines):
 
 
 def leaks(page, lines):
-    """The hidden-test lines that can be read in an HTML ``page`` (tags and entities removed)."""
+    """The hidden-test lines that can be read as a line of an HTML ``page`` (tags and entities
+    removed, traceback prefixes ignored)."""
+    hidden = set(lines)
     text = html.unescape(TAGS.sub("", page))
-    return [h for h in lines if h in text]
+    return sorted({code for code in map(_as_code, text.split("\n")) if code in hidden})
 
 
 class ScrubHiddenTracebacks(NbGraderPreprocessor):

@@ -256,3 +256,15 @@ def test_numerical_gradient_restores_input_and_sampled_check(rng):
     assert rel_error(g, 3 * W**2) < 1e-7
     assert sampled_gradient_error(lambda w: float(np.sum(w**3)), W, 3 * W**2, n=10) < 1e-7
     assert sampled_gradient_error(lambda w: float(np.sum(w**3)), W, -3 * W**2, n=10) > 0.5
+
+
+def test_reference_parts_swaps_names_and_restores_them():
+    from backprop.gradcheck import reference_parts
+
+    namespace = {"MulLayer": "learner's", "helper": 1}
+    with reference_parts(namespace, MulLayer="reference", AddLayer="reference add"):
+        assert namespace["MulLayer"] == "reference" and namespace["AddLayer"] == "reference add"
+    assert namespace == {"MulLayer": "learner's", "helper": 1}
+    with pytest.raises(ZeroDivisionError), reference_parts(namespace, MulLayer="reference"):
+        raise ZeroDivisionError("a failing check inside the block")
+    assert namespace["MulLayer"] == "learner's"

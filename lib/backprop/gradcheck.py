@@ -13,6 +13,7 @@ mistake. Adding a mistake is one row.
 
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -298,6 +299,7 @@ CANDIDATE_ADVICE = {
     "goes through the tax node, so its gradient is multiplied by the tax.",
     "dprice-not-one": "{name} is price times too large: the backward pass starts from "
     "d price / d price = 1.",
+    "ignores-lr": "{name} moves by the whole gradient: multiply it by the learning rate lr.",
     "keys-swapped": "{name} holds the gradient of its partner in the multiply node: check the "
     "order of (dx, dy) when you unpack backward's result.",
 }
@@ -494,3 +496,24 @@ def check_no_warning(name, fn, *args):
                 f"{name} warned: {warning}. For large |z| use a form that cannot overflow "
                 "(e.g. exp(-|z|), or subtract the maximum before exp).",
             )
+
+
+@contextmanager
+def reference_parts(namespace, **parts):
+    """Inside the block, names in ``namespace`` (a notebook's ``globals()``) point at ``parts``.
+
+    A test of one exercise uses the reference versions of the others, so a mistake is marked
+    once, where it is made: ``with reference_parts(globals(), MulLayer=layers.Mul): ...``
+    checks the learner's graph built from correct layers. The learner's names come back after.
+    """
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in parts}
+    namespace.update(parts)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
