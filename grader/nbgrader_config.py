@@ -12,7 +12,7 @@ c = get_config()  # noqa: F821 (provided by the config loader)
 
 repo = Path(__file__).resolve().parent.parent
 workspace = Path(os.environ.get("BACKPROP_GRADING_DIR") or repo / ".grading").resolve()
-workspace.mkdir(parents=True, exist_ok=True)
+(workspace / "exchange").mkdir(parents=True, exist_ok=True)  # the formgrader expects it
 
 c.CourseDirectory.course_id = "backprop-from-scratch"
 c.CourseDirectory.root = str(workspace)
