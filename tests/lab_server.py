@@ -110,11 +110,15 @@ def _stop(process, grace=10):
 
 
 @contextlib.contextmanager
-def running_lab(extra_args=(), startup_timeout=60):
-    """Run ``make lab`` on a free port; yield a ``Lab``; stop every process it started."""
+def running_lab(extra_args=(), startup_timeout=60, workspace=None):
+    """Run ``make lab`` on a free port; yield a ``Lab``; stop every process it started.
+
+    ``workspace``: the grading workspace the formgrader shows (it must lie inside the
+    repository); by default a fresh one that is removed afterwards.
+    """
     token = os.urandom(16).hex()
     port = free_port()
-    grading = REPO / "artifacts" / f"lab-grading-{port}"
+    grading = Path(workspace) if workspace else REPO / "artifacts" / f"lab-grading-{port}"
     with tempfile.TemporaryDirectory(prefix="lab-") as tmp:
         tmp = Path(tmp)
         settings = tmp / "app-settings"
@@ -153,4 +157,5 @@ def running_lab(extra_args=(), startup_timeout=60):
             yield lab
         finally:
             _stop(process)
-            shutil.rmtree(grading, ignore_errors=True)
+            if not workspace:
+                shutil.rmtree(grading, ignore_errors=True)
