@@ -131,6 +131,15 @@ def workdir_for(assignment, nb):
     return path
 
 
+def execute_in_copy(assignment, nb, timeout=120):
+    """Execute ``nb`` in a temporary copy of the assignment's folder; returns the notebook."""
+    path = workdir_for(assignment, nb)
+    try:
+        return execute(nb, path.parent, timeout)
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
 def execute(nb, cwd, timeout=120):
     """Execute ``nb`` in ``cwd`` with nbclient, continuing after errors; returns the notebook."""
     from nbclient import NotebookClient

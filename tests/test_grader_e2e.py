@@ -46,33 +46,20 @@ def _plan():
         edit(nb.cells)
         return nb
 
-    plan["crash"] = (
-        aid,
-        variant(
-            lambda cells: cells.insert(
-                first_test, nbformat.v4.new_code_cell("import os\nos._exit(3)")
-            )
+    def scratch_cell(source):
+        return lambda cells: cells.insert(first_test, nbformat.v4.new_code_cell(source))
+
+    broken = {
+        "crash": (scratch_cell("import os\nos._exit(3)"), "dead-kernel"),
+        "endless": (scratch_cell("while True:\n    pass"), "timeout"),
+        "pasted": (
+            lambda cells: cells.insert(first_test + 1, copy.deepcopy(cells[first_test])),
+            "duplicated-cell",
         ),
-        {},
-        "dead-kernel",
-    )
-    plan["endless"] = (
-        aid,
-        variant(
-            lambda cells: cells.insert(
-                first_test, nbformat.v4.new_code_cell("while True:\n    pass")
-            )
-        ),
-        {},
-        "timeout",
-    )
-    plan["pasted"] = (
-        aid,
-        variant(lambda cells: cells.insert(first_test + 1, copy.deepcopy(cells[first_test]))),
-        {},
-        "duplicated-cell",
-    )
-    plan["deleted"] = (aid, variant(lambda cells: cells.pop(first_test)), {}, "missing-cell")
+        "deleted": (lambda cells: cells.pop(first_test), "missing-cell"),
+    }
+    for sid, (edit, flag) in broken.items():
+        plan[sid] = (aid, variant(edit), {}, flag)
     return plan
 
 

@@ -3,7 +3,6 @@
 mistakes (fixtures in ``tests/fixtures/answers``) through nbgrader's own validator."""
 
 import re
-import shutil
 from collections import Counter
 
 import nbformat
@@ -91,12 +90,7 @@ def test_exercise_contract_and_points(assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_notebook_runs_clean(assignment):
-    nb = _source_nb(assignment)
-    path = h.workdir_for(assignment, nb)
-    try:
-        h.execute(nb, path.parent)
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
+    nb = h.execute_in_copy(assignment, _source_nb(assignment))
     assert h.cell_errors(nb) == {}
 
 
@@ -104,12 +98,7 @@ def test_solution_notebook_runs_clean(assignment):
 def test_student_notebook_fails_only_where_unanswered(assignment):
     nb = nbformat.read(h.notebook_path(assignment), as_version=4)
     exercises = _exercises(nb)
-    path = h.workdir_for(assignment, nb)
-    try:
-        h.execute(nb, path.parent)
-    finally:
-        shutil.rmtree(path.parent, ignore_errors=True)
-    errors = h.cell_errors(nb)
+    errors = h.cell_errors(h.execute_in_copy(assignment, nb))
     failing = set()
     for key, text in errors.items():
         assert isinstance(key, str) and key.startswith("test_"), (

@@ -30,6 +30,17 @@ class GradientMistake(AssertionError):
         self.name = name
 
 
+def _centred_difference(f, x, idx, h):
+    """(f(x + h e_idx) - f(x - h e_idx)) / 2h, perturbing ``x[idx]`` in place and restoring it."""
+    old = x[idx]
+    x[idx] = old + h
+    f_plus = f(x)
+    x[idx] = old - h
+    f_minus = f(x)
+    x[idx] = old
+    return (f_plus - f_minus) / (2 * h)
+
+
 def numerical_gradient(f, x, h=1e-5):
     """Centred-difference gradient of the scalar ``f(x)`` with respect to every entry of ``x``.
 
@@ -39,13 +50,7 @@ def numerical_gradient(f, x, h=1e-5):
     """
     grad = np.zeros(x.shape, dtype=np.float64)
     for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        f_plus = f(x)
-        x[idx] = old - h
-        f_minus = f(x)
-        x[idx] = old
-        grad[idx] = (f_plus - f_minus) / (2 * h)
+        grad[idx] = _centred_difference(f, x, idx, h)
     return grad
 
 
@@ -60,13 +65,7 @@ def sampled_gradient_error(f, x, analytic, n=100, h=1e-5, seed=0):
     worst = 0.0
     for i in flat:
         idx = np.unravel_index(i, x.shape)
-        old = x[idx]
-        x[idx] = old + h
-        f_plus = f(x)
-        x[idx] = old - h
-        f_minus = f(x)
-        x[idx] = old
-        worst = max(worst, rel_error(analytic[idx], (f_plus - f_minus) / (2 * h)))
+        worst = max(worst, rel_error(analytic[idx], _centred_difference(f, x, idx, h)))
     return worst
 
 
