@@ -5,6 +5,10 @@ process is the only one that writes the gradebook. A submission is graded again 
 notebook, the assignment's tests or the time limits changed (the key of its last result in
 ``results/``). One submission's trouble never stops the others; the return code is non-zero only
 when the grader itself failed.
+
+Time goes to the notebooks, not around them: the workers start (imports, a first kernel) while
+this process plans, each worker starts the kernel for its next submission while the current one
+runs, and this process only records results.
 """
 
 import hashlib
@@ -16,9 +20,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import course, gradebook
-from .runner import Limits
-from .table import format_table
+# jsonschema, imported by nbformat, compiles about 40 IRI grammars when ``rfc3987_syntax`` is
+# installed: some 2 s of every grader process's start, for a string format that no notebook
+# schema uses. Without the module jsonschema simply does not check that format.
+sys.modules.setdefault("rfc3987_syntax", None)
+
+from . import course, gradebook  # noqa: E402 (after the line above, which must come first)
+from .runner import Limits  # noqa: E402
+from .table import format_table  # noqa: E402
 
 GRADER_VERSION = "2"
 
@@ -81,20 +90,43 @@ def _save(result, job):
 
 
 def _worker_init():
-    # Kernels must not write into the instructor's home, and one BLAS thread per kernel keeps
-    # N workers on N cores from fighting.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # Runs first in a new worker: this module's imports come before the worker's.
+    from .worker import prepare
+
+    prepare()
+
+
+def _started():
+    """A no-op task: submitting one per worker makes the pool start its workers now."""
+
+
+def _pool(jobs_n):
+    """A pool of ``jobs_n`` worker processes, starting up in the background."""
+    pool = ProcessPoolExecutor(
+        max_workers=jobs_n,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+    )
+    for _ in range(jobs_n):
+        pool.submit(_started)
+    return pool
+
+
+def _probably_work(ids):
+    """True when some submission has no result yet, or a result older than the notebook: then
+    the workers are started before planning, which takes seconds on its own."""
+    for aid in ids:
+        for path in course.folder("submitted").glob(f"*/{aid}/*.ipynb"):
+            result = result_path(aid, path.parent.parent.name)
+            if not result.exists() or result.stat().st_mtime < path.stat().st_mtime:
+                return True
+    return False
 
 
 def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=True):
     """Grade; returns ``(results, failures, unchanged)``."""
-    from tqdm import tqdm
-
-    from .worker import grade
-
     limits = limits or Limits()
+    jobs_n = max(1, jobs_n)
     known = course.assignments()
     submitted = course.folder("submitted")
     ids = list(ids or [a for a in known if any(submitted.glob(f"*/{a}/*.ipynb"))])
@@ -103,38 +135,53 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
         raise course.UsageError(
             f"unknown assignment(s): {', '.join(unknown)} (known: {', '.join(known)})"
         )
-    todo, unchanged = plan(ids, limits, force)
-    results, failures = [], []
-    if todo:
-        context = multiprocessing.get_context("spawn")
-        bar = tqdm(
-            total=len(todo),
-            unit="nb",
-            desc="autograde",
-            disable=not progress,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
-        with ProcessPoolExecutor(
-            max_workers=max(1, jobs_n), mp_context=context, initializer=_worker_init
-        ) as pool:
-            futures = {pool.submit(grade, job): job for job in todo}
-            for future in as_completed(futures):
-                job = futures[future]
-                name = f"{job['student']}/{job['assignment']}"
-                try:
-                    result = future.result()
-                    _save(result, job)
-                    results.append(result)
-                except Exception as error:  # a grader fault: report it, go on with the others
-                    failures.append((name, f"{type(error).__name__}: {error}"))
-                bar.set_postfix_str(name, refresh=False)
-                bar.update()
-        bar.close()
+    pool = _pool(jobs_n) if force or _probably_work(ids) else None
+    try:
+        todo, unchanged = plan(ids, limits, force)
+        if todo and pool is None:
+            pool = _pool(jobs_n)
+        results, failures = _grade_all(pool, todo, jobs_n, progress) if todo else ([], [])
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     for name, error in failures:
         out(f"grader error on {name}: {error}")
     out(summary(ids, results, unchanged))
     return results, failures, unchanged
+
+
+def _grade_all(pool, todo, jobs_n, progress):
+    """Submit every job to ``pool``; record each result as it comes: ``(results, failures)``."""
+    from tqdm import tqdm
+
+    from .worker import grade
+
+    # Each worker's last job starts no kernel for a next one.
+    for index, job in enumerate(todo):
+        job["next_kernel"] = index < len(todo) - jobs_n
+    results, failures = [], []
+    bar = tqdm(
+        total=len(todo),
+        unit="nb",
+        desc="autograde",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    futures = {pool.submit(grade, job): job for job in todo}
+    for future in as_completed(futures):
+        job = futures[future]
+        name = f"{job['student']}/{job['assignment']}"
+        try:
+            result = future.result()
+            _save(result, job)
+            results.append(result)
+        except Exception as error:  # a grader fault: report it, go on with the others
+            failures.append((name, f"{type(error).__name__}: {error}"))
+        bar.set_postfix_str(name, refresh=False)
+        bar.update()
+    bar.close()
+    return results, failures
 
 
 def summary(ids, results, unchanged):

@@ -11,11 +11,19 @@ elsewhere, from those outputs, outside the learner's process.
 - Dead kernel (``os._exit``, a segfault) or a kernel that ignores the interrupt: the notebook is
   run again in a new kernel, without the cells that killed it (they get a ``DeadKernelError``
   output), so the learner keeps the marks of everything else.
+
+Every notebook gets a fresh kernel, killed as soon as its last cell has run. A grading worker
+asks for the next kernel ahead (``run(..., next_kernel=True)`` or ``prepare()``): it is started
+in an empty folder while the current notebook runs, and moved to the notebook's folder
+(``os.chdir``) before the first cell, so a kernel's start-up is not on the critical path.
 """
 
 import asyncio
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -77,17 +85,91 @@ def _client(nb, cwd, limits, deadline):
         interrupt_on_timeout=False,
         allow_errors=True,
         record_timing=False,
+        shutdown_kernel="immediate",  # nothing of the kernel is needed once the cells ran
         resources={"metadata": {"path": str(cwd)}},
     )
 
 
-async def _attempt(nb, cwd, limits, deadline, log):
+class _Kernels:
+    """This process's kernel started ahead, for the next notebook (at most one)."""
+
+    def __init__(self):
+        self.loop = None  # one event loop for all runs: a spare kernel outlives a run
+        self.spare = None  # a started kernel manager, its kernel in ``self.folder``
+        self.folder = None
+
+    def run_until_complete(self, coroutine):
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        return self.loop.run_until_complete(coroutine)
+
+    async def start(self, cwd):
+        """A kernel manager with a new python3 kernel started in ``cwd`` (not yet answering)."""
+        os.environ["NBGRADER_EXECUTION"] = "autograde"
+        starter = _client(nbformat.v4.new_notebook(), cwd, Limits(), deadline=0.0)
+        starter.km = starter.create_kernel_manager()
+        await starter.async_start_new_kernel(stderr=subprocess.DEVNULL)
+        return starter.km
+
+    async def start_spare(self):
+        if self.spare is not None:
+            return
+        if self.folder is None:
+            self.folder = tempfile.mkdtemp(prefix="grader-kernel-")
+            atexit.register(self.close)
+        self.spare = await self.start(self.folder)
+
+    async def take_spare(self):
+        """The spare kernel's manager, or None when there is none alive; the caller owns it."""
+        km, self.spare = self.spare, None
+        if km is not None and not await km.is_alive():
+            await km.shutdown_kernel(now=True)
+            km = None
+        return km
+
+    def close(self):
+        """Kill the spare kernel and remove its folder."""
+        km, self.spare = self.spare, None
+        if km is not None:
+            self.run_until_complete(km.shutdown_kernel(now=True))
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+
+_KERNELS = _Kernels()
+
+
+async def _enter(client, cwd):
+    """Move a kernel started elsewhere to ``cwd``, silently (no execution count, no output):
+    what the notebook's code sees is the same as for a kernel started there."""
+    path = str(cwd)
+    code = (
+        f"__import__('os').chdir({path!r})\n"
+        "get_ipython().user_ns['_dh'][:] = [__import__('pathlib').Path.cwd()]"
+    )
+    reply = await client.kc.execute_interactive(
+        code, silent=True, store_history=False, timeout=client.startup_timeout
+    )
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"could not move the kernel to {path}: {reply['content']}")
+
+
+async def _attempt(nb, cwd, limits, deadline, log, next_kernel):
     """Run every code cell once in a new kernel; raises _Restart when the kernel is lost."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     client = _client(nb, cwd, limits, deadline)
+    client.km = await _KERNELS.take_spare()
+    moved = client.km is not None
+    if not moved:
+        client.km = await _KERNELS.start(cwd)
     log.kernels += 1
-    async with client.async_setup_kernel(stderr=subprocess.DEVNULL):
+    async with client.async_setup_kernel():
+        if moved:
+            await _enter(client, cwd)
+        if next_kernel:
+            await _KERNELS.start_spare()
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -134,13 +216,13 @@ async def _recovered(client, limits):
     return False
 
 
-async def _run(nb, cwd, limits):
+async def _run(nb, cwd, limits, next_kernel):
     log = RunLog()
     start = time.monotonic()
     deadline = start + limits.notebook
     while True:
         try:
-            await _attempt(nb, cwd, limits, deadline, log)
+            await _attempt(nb, cwd, limits, deadline, log, next_kernel)
             break
         except _Restart as lost:
             if log.kernels > limits.restarts:
@@ -154,7 +236,15 @@ async def _run(nb, cwd, limits):
     return log
 
 
-def run(nb, cwd, limits=None):
-    """Execute ``nb`` (in place) with ``cwd`` as working directory; returns a ``RunLog``."""
-    os.environ["NBGRADER_EXECUTION"] = "autograde"
-    return asyncio.run(_run(nb, cwd, limits or Limits()))
+def run(nb, cwd, limits=None, next_kernel=False):
+    """Execute ``nb`` (in place) with ``cwd`` as working directory; returns a ``RunLog``.
+
+    With ``next_kernel``, a kernel for the next call is started while this one runs (it is
+    killed when the process exits, if no call takes it).
+    """
+    return _KERNELS.run_until_complete(_run(nb, cwd, limits or Limits(), next_kernel))
+
+
+def prepare():
+    """Start a kernel for the next ``run`` now (a worker does this while it waits for work)."""
+    _KERNELS.run_until_complete(_KERNELS.start_spare())

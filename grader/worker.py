@@ -1,10 +1,12 @@
 """Grade one submitted notebook: sanitize, run, score, write the autograded copy.
 
-``grade(job)`` runs in a long-lived worker process of the autograde pool. It touches no
-database: it returns a plain dict that the parent records in the gradebook. Any problem caused
-by the submission ends up in that dict; only a fault of the grader itself raises.
+``grade(job)`` runs in a long-lived worker process of the autograde pool, set up once by
+``prepare()``. It touches no database: it returns a plain dict that the parent records in the
+gradebook. Any problem caused by the submission ends up in that dict; only a fault of the grader
+itself raises.
 """
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -44,9 +46,24 @@ def _notes(flags, exercises):
     return nbformat.v4.new_markdown_cell("**Notes from the grader**\n\n" + "\n".join(lines))
 
 
+def prepare():
+    """Set up a new worker process: environment for the kernels, and a kernel started for the
+    first submission while the parent is still planning."""
+    # Kernels must not write into the instructor's home, and one BLAS thread per kernel keeps
+    # N workers on N cores from fighting.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        runner.prepare()
+    except Exception:  # noqa: BLE001 (only a head start: the first job starts its own kernel
+        pass  # and reports what goes wrong)
+
+
 def grade(job):
-    """Grade ``job`` (student, assignment, submitted, outdir, master, limits, key); returns a
-    dict with the grades, exercises, flags and timing."""
+    """Grade ``job`` (student, assignment, submitted, outdir, master, limits, key, and
+    optionally next_kernel: start a kernel for this worker's next job meanwhile); returns a dict
+    with the grades, exercises, flags and timing."""
     master = job["master"]
     outdir = Path(job["outdir"])
     if outdir.exists():
@@ -60,7 +77,7 @@ def grade(job):
         warnings.simplefilter("ignore")  # duplicate cell ids are repaired by sanitize()
         submitted = nbformat.read(job["submitted"], as_version=4)
     nb, flags = sanitize(submitted, master)
-    log = runner.run(nb, outdir, job["limits"])
+    log = runner.run(nb, outdir, job["limits"], next_kernel=job.get("next_kernel", False))
     grades, exercises = summarise(nb, master, log.events)
     for index, event in sorted(log.events.items()):
         where = grade_id(nb.cells[index]) or f"cell {index + 1}"
