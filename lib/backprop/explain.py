@@ -1,0 +1,25 @@
+"""One line instead of a traceback when a learner's code raises in a demonstration cell."""
+
+
+def what_raised(exc, *yours):
+    """A sentence naming which of ``yours`` (the learner's functions and classes) raised ``exc``.
+
+    The innermost frame of the traceback that belongs to one of them (a function, or a method
+    of a class) names the culprit; the first of ``yours`` is blamed when none does.
+    """
+    code_names = {}
+    for obj in yours:
+        parts = vars(obj).items() if isinstance(obj, type) else [(None, obj)]
+        for method, fn in parts:
+            if hasattr(fn, "__code__"):
+                code_names[fn.__code__] = f"{obj.__name__}.{method}" if method else obj.__name__
+    culprit = yours[0].__name__ if yours else "code"
+    tb = exc.__traceback__
+    while tb is not None:
+        culprit = code_names.get(tb.tb_frame.f_code, culprit)
+        tb = tb.tb_next
+    message = " ".join(str(exc).split())
+    return (
+        f"Your {culprit} raised {type(exc).__name__}: {message}; "
+        "fix it with the test cell above, then run this cell again."
+    )

@@ -1,0 +1,29 @@
+"""what_raised names the learner's function or method that raised, in one line."""
+
+import numpy as np
+from backprop.explain import what_raised
+
+
+class MulLayer:
+    def forward(self, x, y):
+        return np.ones((3, 2)) * np.ones((2, 3))  # a broadcasting slip
+
+
+def apple_orange_graph():
+    return MulLayer().forward(1, 2)
+
+
+def test_names_the_innermost_of_the_learners_code():
+    try:
+        apple_orange_graph()
+    except ValueError as exc:
+        line = what_raised(exc, apple_orange_graph, MulLayer)
+    assert line.startswith("Your MulLayer.forward raised ValueError: operands could not")
+    assert "\n" not in line and line.endswith("then run this cell again.")
+
+
+def test_blames_the_first_when_none_of_its_frames_is_the_learners():
+    try:
+        raise KeyError("apple")
+    except KeyError as exc:
+        assert what_raised(exc, apple_orange_graph).startswith("Your apple_orange_graph raised")
