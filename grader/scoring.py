@@ -78,24 +78,25 @@ class Exercise:
     warnings: list = field(default_factory=list)
 
 
+def _untagged_reason(cell, answer, event):
+    """Why a test cell failed when its error carries no ``[mistake: ...]`` tag."""
+    if event in (TIMEOUT, CRASHED, NOT_RUN):
+        return event
+    if answer is not None and (unanswered(answer) or "NotImplementedError" in error_text(cell)):
+        return "not-implemented"
+    if answer is not None and errors(answer):
+        return "error-in-answer-cell"
+    return "unexplained"
+
+
 def _diagnose(tests, answer, events):
-    """Mistake keys of a failed exercise, from its failing test cells."""
+    """Mistake keys of a failed exercise, from its failing test cells, without repeats."""
     found = []
     for i, cell in tests:
         if not errors(cell):
             continue
-        event = events.get(i)
-        keys = TAG.findall(error_text(cell)) or [
-            event
-            if event in (TIMEOUT, CRASHED, NOT_RUN)
-            else "not-implemented"
-            if answer is not None
-            and (unanswered(answer) or "NotImplementedError" in error_text(cell))
-            else "error-in-answer-cell"
-            if answer is not None and errors(answer)
-            else "unexplained"
-        ]
-        for key in keys:
+        keys = TAG.findall(error_text(cell)) or [_untagged_reason(cell, answer, events.get(i))]
+        for key in keys:  # a tag shows in both the message and the traceback: count it once
             if key not in found:
                 found.append(key)
     return found
