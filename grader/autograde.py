@@ -20,14 +20,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
-# jsonschema, imported by nbformat, compiles about 40 IRI grammars when ``rfc3987_syntax`` is
-# installed: some 2 s of every grader process's start, for a string format that no notebook
-# schema uses. Without the module jsonschema simply does not check that format.
-sys.modules.setdefault("rfc3987_syntax", None)
-
-from . import course, gradebook  # noqa: E402 (after the line above, which must come first)
-from .runner import Limits  # noqa: E402
-from .table import format_table  # noqa: E402
+from . import course, gradebook
+from .runner import Limits
+from .table import format_table
 
 GRADER_VERSION = "2"
 
