@@ -145,7 +145,7 @@ def graded(tiny_class):
     root, _, folder, zipped = tiny_class
     assert main(["collect", str(folder)]) == 0
     assert main(["collect", str(zipped)]) == 1  # some files were skipped
-    code = main(["autograde", "-j", "2", "--cell-timeout", "3", "--notebook-timeout", "120"])
+    code = main(["autograde", "-j", "2", "--cell-timeout", "10", "--notebook-timeout", "120"])
     assert code == 0
     return root
 
@@ -275,7 +275,7 @@ def test_feedback_never_shows_hidden_tests(graded):
 
 def test_rerun_grades_only_changed_submissions(graded, capsys):
     before = {s: result(s) for s in CLASS}
-    assert main(["autograde", "-j", "2", "--cell-timeout", "3", "--notebook-timeout", "120"]) == 0
+    assert main(["autograde", "-j", "2", "--cell-timeout", "10", "--notebook-timeout", "120"]) == 0
     assert "0 graded, 11 unchanged" in capsys.readouterr().out
     # bob fixes his answer and resubmits
     path = course.folder("submitted") / "bob" / A / "tiny.ipynb"
@@ -284,7 +284,7 @@ def test_rerun_grades_only_changed_submissions(graded, capsys):
         if grade_id(cell) == "relu_backward":
             cell.source = tiny.CORRECT["relu_backward"]
     nbformat.write(nb, path)
-    assert main(["autograde", "-j", "2", "--cell-timeout", "3", "--notebook-timeout", "120"]) == 0
+    assert main(["autograde", "-j", "2", "--cell-timeout", "10", "--notebook-timeout", "120"]) == 0
     assert "1 graded, 10 unchanged" in capsys.readouterr().out
     assert sum(s for s, *_ in result("bob")["grades"].values()) == 4
     for s in CLASS:
