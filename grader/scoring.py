@@ -15,13 +15,12 @@ A failed exercise is diagnosed from the ``[mistake: <key>]`` tags in its test ce
 import re
 from dataclasses import asdict, dataclass, field
 
+from backprop.gradcheck import mistakes_in
+from nbconvert.filters import strip_ansi
 from nbgrader.utils import compute_checksum
 
 from .master import grade_id, is_answer, is_graded, nbgrader_meta
 from .runner import CRASHED, NOT_RUN, TIMEOUT
-
-TAG = re.compile(r"\[mistake: ([\w/-]+)\]")
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def errors(cell):
@@ -34,7 +33,7 @@ def error_text(cell):
     parts = []
     for out in errors(cell):
         parts += [f"{out.get('ename')}: {out.get('evalue')}", *out.get("traceback", [])]
-    return ANSI.sub("", "\n".join(parts))
+    return strip_ansi("\n".join(parts))
 
 
 WARNING = re.compile(r"\w*Warning: .*")
@@ -95,7 +94,7 @@ def _diagnose(tests, answer, events):
     for i, cell in tests:
         if not errors(cell):
             continue
-        keys = TAG.findall(error_text(cell)) or [_untagged_reason(cell, answer, events.get(i))]
+        keys = mistakes_in(error_text(cell)) or [_untagged_reason(cell, answer, events.get(i))]
         for key in keys:  # a tag shows in both the message and the traceback: count it once
             if key not in found:
                 found.append(key)

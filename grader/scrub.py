@@ -9,13 +9,13 @@ error line that contains a hidden-test line. ``leaks(html, lines)`` is the final
 import html
 import re
 
+from nbconvert.filters import strip_ansi
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from . import course
 from .master import Master
 
 PLACEHOLDER = "    (a line of a hidden test)"
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TAGS = re.compile(r"<[^>]+>")
 
 
@@ -31,7 +31,7 @@ TRACEBACK_PREFIX = re.compile(r"^\s*(?:-*>\s*)?\d+\s")
 def _as_code(line):
     """A line of a page or traceback as the source line it shows: ANSI colours, the traceback's
     arrow and line number, and surrounding blanks removed."""
-    return TRACEBACK_PREFIX.sub("", ANSI.sub("", line), count=1).strip()
+    return TRACEBACK_PREFIX.sub("", strip_ansi(line), count=1).strip()
 
 
 def scrub_text(text, lines):

@@ -268,3 +268,11 @@ def test_reference_parts_swaps_names_and_restores_them():
     with pytest.raises(ZeroDivisionError), reference_parts(namespace, MulLayer="reference"):
         raise ZeroDivisionError("a failing check inside the block")
     assert namespace["MulLayer"] == "learner's"
+
+
+def test_the_grader_reads_back_the_tag_the_checker_writes(layer):
+    from backprop.gradcheck import mistakes_in
+
+    message = str(diagnosis("dW", -layer["dW"], layer["dW"]))
+    assert mistakes_in(f"Traceback ...\nGradientMistake: {message}") == ["sign-flipped"]
+    assert mistakes_in("AssertionError: plain") == []

@@ -11,6 +11,7 @@ wrong values the rows of ``BANK`` are tried one by one; the first whose test hol
 mistake. Adding a mistake is one row.
 """
 
+import re
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -19,6 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 TAG = "[mistake: {}]"
+TAG_PATTERN = re.compile(r"\[mistake: ([\w/-]+)\]")
+
+
+def mistakes_in(text):
+    """The mistake keys tagged in ``text`` (a test's error output), in order of appearance."""
+    return TAG_PATTERN.findall(text)
 
 
 class GradientMistake(AssertionError):
