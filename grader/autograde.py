@@ -77,8 +77,8 @@ def _timestamp(path):
     return datetime.fromtimestamp(os.path.getmtime(path), tz=timezone.utc).replace(tzinfo=None)
 
 
-def _save(result, job):
-    gradebook.record(result, timestamp=_timestamp(job["submitted"]))
+def _save(gb, result, job):
+    gradebook.record(gb, result, timestamp=_timestamp(job["submitted"]))
     path = result_path(result["assignment"], result["student"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
@@ -164,17 +164,19 @@ def _grade_all(pool, todo, jobs_n, progress):
         dynamic_ncols=True,
     )
     futures = {pool.submit(grade, job): job for job in todo}
-    for future in as_completed(futures):
-        job = futures[future]
-        name = f"{job['student']}/{job['assignment']}"
-        try:
-            result = future.result()
-            _save(result, job)
-            results.append(result)
-        except Exception as error:  # a grader fault: report it, go on with the others
-            failures.append((name, f"{type(error).__name__}: {error}"))
-        bar.set_postfix_str(name, refresh=False)
-        bar.update()
+    with gradebook.open_gradebook() as gb:
+        for future in as_completed(futures):
+            job = futures[future]
+            name = f"{job['student']}/{job['assignment']}"
+            try:
+                result = future.result()
+                _save(gb, result, job)
+                results.append(result)
+            except Exception as error:  # a grader fault: report it, go on with the others
+                gb.db.rollback()
+                failures.append((name, f"{type(error).__name__}: {error}"))
+            bar.set_postfix_str(name, refresh=False)
+            bar.update()
     bar.close()
     return results, failures
 

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import nbformat
@@ -95,8 +96,9 @@ class _Kernels:
 
     def __init__(self):
         self.loop = None  # one event loop for all runs: a spare kernel outlives a run
-        self.spare = None  # a started kernel manager, its kernel in ``self.folder``
+        self.spare = None  # (manager, task connecting a client) of a kernel in ``self.folder``
         self.folder = None
+        self.template = None  # forks kernels with the imports done (see forkserver)
 
     def run_until_complete(self, coroutine):
         if self.loop is None:
@@ -105,39 +107,91 @@ class _Kernels:
 
     async def start(self, cwd):
         """A kernel manager with a new python3 kernel started in ``cwd`` (not yet answering)."""
-        os.environ["NBGRADER_EXECUTION"] = "autograde"
         starter = _client(nbformat.v4.new_notebook(), cwd, Limits(), deadline=0.0)
         starter.km = starter.create_kernel_manager()
-        await starter.async_start_new_kernel(stderr=subprocess.DEVNULL)
+        if self.template is not None:
+            from .forkserver import ForkedProvisioner
+
+            km = starter.km
+            km.kernel_id = str(uuid.uuid4())
+            km.provisioner = ForkedProvisioner(
+                kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km
+            )
+            km.provisioner.template = self.template
+        # As nbgrader does: notebook code can tell it is being graded.
+        env = os.environ | {"NBGRADER_EXECUTION": "autograde"}
+        await starter.async_start_new_kernel(env=env, stderr=subprocess.DEVNULL)
         return starter.km
 
-    async def start_spare(self):
-        if self.spare is not None:
-            return
+    def use_template(self):
+        """From now on, fork kernels from a template process (started here, in the background)."""
+        if self.template is None:
+            from .forkserver import Template
+
+            self.template = Template(self._folder())
+
+    def _folder(self):
+        """An empty folder for kernels started ahead, removed when this process exits."""
         if self.folder is None:
             self.folder = tempfile.mkdtemp(prefix="grader-kernel-")
             atexit.register(self.close)
-        self.spare = await self.start(self.folder)
+        return self.folder
+
+    async def start_spare(self):
+        """Start a kernel for the next notebook, and connect to it in the background (a new
+        kernel's first answer takes 0.2 s: the client waits for its output to settle)."""
+        if self.spare is not None:
+            return
+        km = await self.start(self._folder())
+        self.spare = km, asyncio.ensure_future(_connect(km))
 
     async def take_spare(self):
-        """The spare kernel's manager, or None when there is none alive; the caller owns it."""
-        km, self.spare = self.spare, None
-        if km is not None and not await km.is_alive():
+        """``(manager, client)`` of the spare kernel, connected and answering, or ``(None,
+        None)`` when there is none alive; the caller owns them."""
+        if self.spare is None:
+            return None, None
+        (km, connecting), self.spare = self.spare, None
+        try:
+            kc = await connecting
+        except Exception:  # noqa: BLE001 (a kernel that died young: the caller starts another)
+            kc = None
+        if kc is None or not await km.is_alive():
+            if kc is not None:
+                kc.stop_channels()
             await km.shutdown_kernel(now=True)
-            km = None
-        return km
+            return None, None
+        return km, kc
 
     def close(self):
-        """Kill the spare kernel and remove its folder."""
-        km, self.spare = self.spare, None
-        if km is not None:
-            self.run_until_complete(km.shutdown_kernel(now=True))
+        """Kill the spare kernel and the template, and remove their folder."""
+        if self.spare is not None:
+            km, kc = self.run_until_complete(self.take_spare())
+            if km is not None:
+                kc.stop_channels()
+                self.run_until_complete(km.shutdown_kernel(now=True))
+        if self.template is not None:
+            self.template.close()
+            self.template = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
 
 
 _KERNELS = _Kernels()
+
+
+async def _connect(km):
+    """A client of ``km``'s kernel, once the kernel answers (what nbclient does on its own for a
+    kernel it starts)."""
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=60)
+    except BaseException:
+        kc.stop_channels()
+        raise
+    kc.allow_stdin = False
+    return kc
 
 
 async def _enter(client, cwd):
@@ -160,7 +214,7 @@ async def _attempt(nb, cwd, limits, deadline, log, next_kernel):
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     client = _client(nb, cwd, limits, deadline)
-    client.km = await _KERNELS.take_spare()
+    client.km, client.kc = await _KERNELS.take_spare()
     moved = client.km is not None
     if not moved:
         client.km = await _KERNELS.start(cwd)
@@ -193,6 +247,15 @@ async def _attempt(nb, cwd, limits, deadline, log, next_kernel):
                 _mark(cell, CRASHED, limits)
                 raise _Restart(index) from None
             log.reached = index
+        await _kill(client.km)
+
+
+async def _kill(km):
+    """Kill the kernel and wait until it is gone: nothing of it is needed once the cells ran
+    (jupyter_client's shutdown would look for its end every 0.1 s)."""
+    await km.provisioner.kill()
+    while await km.is_alive():
+        await asyncio.sleep(0.005)
 
 
 async def _recovered(client, limits):
@@ -245,6 +308,14 @@ def run(nb, cwd, limits=None, next_kernel=False):
     return _KERNELS.run_until_complete(_run(nb, cwd, limits or Limits(), next_kernel))
 
 
-def prepare():
-    """Start a kernel for the next ``run`` now (a worker does this while it waits for work)."""
+def prepare(template=True):
+    """Start a kernel for the next ``run`` now (a worker does this while it waits for work);
+    with ``template``, this and later kernels are forked from a template process."""
+    if template:
+        _KERNELS.use_template()
     _KERNELS.run_until_complete(_KERNELS.start_spare())
+
+
+def close():
+    """Kill this process's spare kernel and template, if any (also done when it exits)."""
+    _KERNELS.close()

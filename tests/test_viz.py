@@ -205,6 +205,21 @@ def test_sigmoid_depth_and_numerical_explorers_follow_their_sliders():
     assert "x = 2" in n.figure.axes[0].get_title()
 
 
+def test_explorers_draw_but_make_no_png_while_graded(monkeypatch, digits):
+    monkeypatch.setenv(widgets.GRADING_ENV, "autograde")
+    e = widgets.apple_orange_explorer()
+    e.sliders["apple"].value = 200
+    (frame,) = e.output.outputs
+    assert set(frame["data"]) == {"text/plain"} and frame["data"]["text/plain"].startswith("<Fig")
+    assert "220" in [t.get_text() for t in e.figure.axes[0].texts]
+    d = widgets.TrainingDashboard(*digits, hidden=8, epochs=1)
+    d.train()
+    assert "image/png" not in d.output.outputs[0]["data"] and d.lines["val_acc"]
+    monkeypatch.delenv(widgets.GRADING_ENV)
+    e.sliders["apple"].value = 100
+    assert _png(e)
+
+
 def test_decision_boundary_explorer_retrains_on_change():
     e = widgets.decision_boundary_explorer(hidden=16, epochs=5)
     assert len(e.history["val_acc"]) == 5 and e.progress.value == 5

@@ -1,0 +1,141 @@
+"""Kernels forked from a template process: the same as kernels started from scratch for the code
+they run, managed by jupyter_client as usual (interrupts, crashes, shutdown), and gone with the
+template."""
+
+import json
+import os
+import signal
+import time
+
+import nbformat
+import pytest
+
+from grader import forkserver, runner
+
+PROBE = """
+import json, os, sys
+print(json.dumps({
+    "preloaded": "matplotlib.pyplot" in sys.modules,
+    "pid": os.getpid(),
+    "ppid": os.getppid(),
+    "cwd": os.getcwd(),
+    "grading": os.environ.get("NBGRADER_EXECUTION"),
+    "path": sys.path,
+}))
+"""
+RANDOM = "import numpy as np\nprint(np.random.rand())"
+WIDGETS = "import comm, ipywidgets\nprint(sorted(comm.get_comm_manager().targets))"
+
+
+def run_cells(sources, cwd, **limits):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    log = runner.run(nb, cwd, runner.Limits(**limits), next_kernel=True)
+    texts = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells]
+    return log, texts, nb
+
+
+@pytest.fixture
+def template():
+    """Kernels of this process come from a template while the test runs."""
+    runner.close()
+    runner.prepare(template=True)
+    yield runner._KERNELS.template
+    runner.close()
+
+
+@pytest.fixture
+def plain():
+    runner.close()
+    runner.prepare(template=False)
+    yield
+    runner.close()
+
+
+def test_kernel_args_only_for_this_pythons_ipykernel():
+    import sys
+
+    assert forkserver.kernel_args([sys.executable, "-m", "ipykernel_launcher", "-f", "c.json"]) == [
+        "-f",
+        "c.json",
+    ]
+    assert forkserver.kernel_args(["/usr/bin/other-python", "-m", "ipykernel_launcher"]) is None
+    assert forkserver.kernel_args([sys.executable, "-m", "some_other_kernel", "-f", "x"]) is None
+
+
+def probe(tmp_path):
+    log, texts, _ = run_cells([PROBE, RANDOM, WIDGETS], tmp_path)
+    assert log.events == {} and log.kernels == 1, texts
+    return json.loads(texts[0]), texts[1], texts[2]
+
+
+def test_forked_kernel_is_a_fresh_kernel_like_any_other(template, tmp_path):
+    first, random1, widgets = probe(tmp_path)
+    second, random2, _ = probe(tmp_path)
+    assert first["preloaded"], "the kernel was not forked from the template"
+    assert first["ppid"] == second["ppid"] == template.process.pid
+    assert first["pid"] != second["pid"]
+    assert first["cwd"] == str(tmp_path) and first["grading"] == "autograde"
+    assert random1 != random2, "every kernel needs its own random state"
+    assert "jupyter.widget" in widgets, "ipywidgets must see the running kernel"
+    assert not any(p == str(tmp_path) for p in first["path"])
+
+
+def test_forked_and_started_kernels_see_the_same_world(template, tmp_path):
+    forked, *_ = probe(tmp_path)
+    runner.close()
+    runner.prepare(template=False)
+    started, *_ = probe(tmp_path)
+    assert not started["preloaded"] and started["ppid"] == os.getpid()
+    assert forked["path"] == started["path"]
+    assert forked["cwd"] == started["cwd"] and forked["grading"] == started["grading"]
+
+
+def test_interrupt_and_crash_reach_a_forked_kernel(template, tmp_path):
+    log, texts, nb = run_cells(
+        ["while True: pass", "print('after the loop')", "import os\nos._exit(3)", "print('end')"],
+        tmp_path,
+        cell=2,
+    )
+    assert log.events == {0: runner.TIMEOUT, 2: runner.CRASHED}
+    assert texts[1] == "after the loop\n" and texts[3] == "end\n"
+    assert log.kernels == 2
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kernels_end_with_their_template(template, tmp_path):
+    kernel = json.loads(run_cells([PROBE], tmp_path)[1][0])
+    assert not alive(kernel["pid"]), "a kernel outlived its notebook"
+    km, _ = runner._KERNELS.spare  # forked for the next notebook
+    spare = km.provisioner.pid
+    assert alive(spare)
+    os.kill(template.process.pid, signal.SIGKILL)
+    wait_for_end(spare)
+
+
+def wait_for_end(pid, seconds=10):
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid), "a kernel outlived its template"
+
+
+def test_without_a_template_kernels_start_the_usual_way(tmp_path, plain):
+    info = json.loads(run_cells([PROBE], tmp_path)[1][0])
+    assert not info["preloaded"] and info["ppid"] == os.getpid()
+
+
+def test_a_dead_template_falls_back_to_started_kernels(template, tmp_path):
+    km, _ = runner._KERNELS.spare
+    template.process.kill()
+    template.process.wait()
+    wait_for_end(km.provisioner.pid)
+    info = json.loads(run_cells([PROBE], tmp_path)[1][0])
+    assert not info["preloaded"] and info["ppid"] == os.getpid()
