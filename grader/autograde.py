@@ -15,12 +15,14 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import course, gradebook
+from . import course, gradebook, runner
 from .runner import Limits
 from .table import format_table
 
@@ -84,27 +86,40 @@ def _save(gb, result, job):
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
 
 
-def _worker_init():
+def _worker_init(template):
     # Runs first in a new worker: this module's imports come before the worker's.
     from .worker import prepare
 
-    prepare()
+    prepare(template)
 
 
 def _started():
     """A no-op task: submitting one per worker makes the pool start its workers now."""
 
 
-def _pool(jobs_n):
-    """A pool of ``jobs_n`` worker processes, starting up in the background."""
-    pool = ProcessPoolExecutor(
-        max_workers=jobs_n,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_worker_init,
-    )
-    for _ in range(jobs_n):
-        pool.submit(_started)
-    return pool
+class _Pool:
+    """``jobs_n`` worker processes, and the template process their kernels are forked from, all
+    starting up in the background; ``close()`` ends them."""
+
+    def __init__(self, jobs_n):
+        from .forkserver import Template
+
+        self.folder = tempfile.mkdtemp(prefix="grader-template-")
+        # First: its imports take longest.
+        self.template = Template(self.folder, env=runner.kernel_env())
+        self.executor = ProcessPoolExecutor(
+            max_workers=jobs_n,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.template.address or False,),
+        )
+        for _ in range(jobs_n):
+            self.executor.submit(_started)
+
+    def close(self):
+        self.executor.shutdown(cancel_futures=True)
+        self.template.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _probably_work(ids):
@@ -130,15 +145,15 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
         raise course.UsageError(
             f"unknown assignment(s): {', '.join(unknown)} (known: {', '.join(known)})"
         )
-    pool = _pool(jobs_n) if force or _probably_work(ids) else None
+    pool = _Pool(jobs_n) if force or _probably_work(ids) else None
     try:
         todo, unchanged = plan(ids, limits, force)
         if todo and pool is None:
-            pool = _pool(jobs_n)
-        results, failures = _grade_all(pool, todo, jobs_n, progress) if todo else ([], [])
+            pool = _Pool(jobs_n)
+        results, failures = _grade_all(pool.executor, todo, jobs_n, progress) if todo else ([], [])
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.close()
     for name, error in failures:
         out(f"grader error on {name}: {error}")
     out(summary(ids, results, unchanged))

@@ -18,12 +18,15 @@ Differences from a kernel started from scratch, none visible to a notebook that 
 code: the preloaded modules are in ``sys.modules`` already, and the hash seed is the template's.
 numpy's global random state is reseeded in every kernel; Python's ``random`` does so by itself.
 
-Protocol, one JSON object per line: the template prints ``{"ready": true}`` once it has imported,
-then reads ``{"argv", "cwd", "env"}`` and answers ``{"pid"}`` (or ``{"error"}``) for each kernel.
-It exits when its standard input closes; a kernel exits when its parent (the template) is gone.
+One template serves every worker of a grading run: its owner (``Template``) binds a Unix
+socket and hands it over; each worker connects (``TemplateClient``) and sends one JSON object
+per line, ``{"argv", "cwd", "env"}``, answered by ``{"pid"}`` (or ``{"error"}``). The template
+exits when its standard input closes (its owner is done or gone), and a kernel when its parent,
+the template, is gone; a worker's kernels are killed when its connection closes.
 """
 
 import ctypes
+import gc
 import json
 import os
 import signal
@@ -89,11 +92,15 @@ def _die_with(parent):
         os._exit(1)
 
 
-def _kernel(request, parent):
-    """In the forked child: become a kernel as ``ipykernel_launcher`` would; never returns."""
+def _kernel(request, parent, close=()):
+    """In the forked child: become a kernel as ``ipykernel_launcher`` would; never returns.
+    ``close``: the template's sockets, of no use to a kernel."""
     code = 1
     try:
         _die_with(parent)
+        gc.enable()
+        for sock in close:
+            sock.close()
         os.setsid()  # its own process group: interrupts and kills reach it and its children
         for signum, handler in (
             (signal.SIGCHLD, signal.SIG_DFL),
@@ -130,7 +137,7 @@ def _kernel(request, parent):
 
 def _reap(signum=None, frame=None):
     """Collect every kernel that has exited (its CPU time is added to this process's children,
-    so the worker's own accounting sees it)."""
+    so whoever waits for the template sees it)."""
     try:
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
@@ -138,78 +145,115 @@ def _reap(signum=None, frame=None):
         pass
 
 
-def serve(names=PRELOAD, stdin=sys.stdin, stdout=sys.stdout):
-    """The template's life: import ``names``, then fork a kernel for each request line."""
+def _kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def serve(listener_fd, names=PRELOAD):
+    """The template's life: import ``names``, then fork a kernel for each request line that
+    comes in on a connection to the socket ``listener_fd``; exit when standard input closes.
+
+    A client's kernels are killed when its connection closes (a worker that died), and all
+    kernels when the template exits.
+    """
+    import selectors
+    import socket
+
     # Like ipykernel_launcher: the folder the template started in is not an import location.
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the worker; EOF stops this
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the grader; EOF stops this
     signal.signal(signal.SIGCHLD, _reap)  # kernels are reaped as they exit
+    listener = socket.socket(fileno=listener_fd)
+    # What the imports made is never collected: kept out of every collection, it is not copied
+    # into each kernel when the collector would touch it (as Python's gc docs advise for a
+    # server that forks).
+    gc.disable()
     _preload(names)
-
-    def answer(message):
-        stdout.write(json.dumps(message) + "\n")
-        stdout.flush()
+    gc.freeze()
 
     template = os.getpid()
-    answer({"ready": True})
-    for line in stdin:
+    kernels = {}  # connection -> pids of its kernels
+    pending = {}  # connection -> bytes received without a newline yet
+    events = selectors.DefaultSelector()
+    events.register(sys.stdin.fileno(), selectors.EVENT_READ, "owner")
+    events.register(listener, selectors.EVENT_READ, "listener")
+
+    def drop(conn):
+        events.unregister(conn)
+        for pid in kernels.pop(conn):
+            _kill_group(pid)
+        pending.pop(conn)
+        conn.close()
+
+    def fork(conn, line):
         try:
             request = json.loads(line)
             pid = os.fork()
         except (ValueError, OSError) as error:
-            answer({"error": f"{type(error).__name__}: {error}"})
-            continue
+            return {"error": f"{type(error).__name__}: {error}"}
         if pid == 0:
-            _kernel(request, parent=template)
-        answer({"pid": pid})
+            _kernel(request, parent=template, close=[events, listener, *kernels])
+        kernels[conn].add(pid)
+        return {"pid": pid}
+
+    while True:
+        for key, _ in events.select():
+            if key.data == "owner":
+                if not os.read(key.fd, 4096):
+                    for pids in kernels.values():
+                        for pid in pids:
+                            _kill_group(pid)
+                    os._exit(0)  # nothing to clean up: a quick exit is all the owner waits for
+            elif key.data == "listener":
+                conn, _ = listener.accept()
+                kernels[conn], pending[conn] = set(), b""
+                events.register(conn, selectors.EVENT_READ, "client")
+            else:
+                conn = key.fileobj
+                data = conn.recv(65536)
+                if not data:
+                    drop(conn)
+                    continue
+                *lines, pending[conn] = (pending[conn] + data).split(b"\n")
+                for line in lines:
+                    conn.sendall(json.dumps(fork(conn, line)).encode() + b"\n")
 
 
-# -- the worker's side -------------------------------------------------------------------------
+# -- the grader's side -------------------------------------------------------------------------
 
 
 class Template:
-    """A template process, started now, importing in the background; ``fork`` asks it for a
-    kernel. All methods are safe to call when it failed or died: they return None."""
+    """A template process, started now with ``env`` (default: this process's; what numpy and
+    matplotlib read at import time comes from it), importing in the background, and the address
+    of its socket (``address``). It runs as long as this object is open; ``close()`` ends it and its
+    kernels. ``address`` is None when no template could be started (no ``fork`` here)."""
 
-    def __init__(self, cwd):
-        self.process = None
+    def __init__(self, folder, env=None):
+        import socket
+
+        self.process = self.address = None
         if not hasattr(os, "fork"):
             return
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "grader.forkserver"],
-                cwd=cwd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                start_new_session=True,  # a Ctrl+C meant for the grader does not reach it
-            )
-        except OSError:
-            self.process = None
-        self.ready = False
-
-    def _read(self):
-        line = self.process.stdout.readline()
-        return json.loads(line) if line else {}
-
-    def fork(self, argv, cwd, env):
-        """The pid of a new kernel running ``ipykernel_launcher argv`` in ``cwd`` with ``env``,
-        or None when the template cannot start one."""
-        if self.process is None or self.process.poll() is not None:
-            return None
-        try:
-            if not self.ready:
-                self.ready = self._read().get("ready", False)
-                if not self.ready:
-                    return None
-            request = {"argv": argv, "cwd": str(cwd), "env": dict(env)}
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            return self._read().get("pid")
-        except (OSError, ValueError):
-            return None
+        self.address = os.path.join(folder, "template.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(self.address)
+            listener.listen(64)  # clients can connect and ask while the template imports
+            try:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "grader.forkserver", str(listener.fileno())],
+                    cwd=folder,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    pass_fds=[listener.fileno()],
+                    start_new_session=True,  # a Ctrl+C meant for the grader does not reach it
+                )
+            except OSError:
+                self.process = self.address = None
 
     def close(self):
         if self.process is not None:
@@ -218,7 +262,44 @@ class Template:
                 self.process.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 self.process.kill()
+                self.process.wait()
             self.process = None
+
+
+class TemplateClient:
+    """A connection to the template at ``address`` (from ``Template``); ``fork`` asks it for a
+    kernel. Safe to use when the template is gone or was never there: ``fork`` returns None."""
+
+    def __init__(self, address):
+        self.address = address
+        self.conn = self.replies = None
+
+    def fork(self, argv, cwd, env):
+        """The pid of a new kernel running ``ipykernel_launcher argv`` in ``cwd`` with ``env``,
+        or None when the template cannot start one."""
+        import socket
+
+        if self.address is None:
+            return None
+        request = {"argv": argv, "cwd": str(cwd), "env": dict(env)}
+        try:
+            if self.conn is None:
+                self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.conn.connect(self.address)
+                self.replies = self.conn.makefile("rb")
+            self.conn.sendall(json.dumps(request).encode() + b"\n")
+            line = self.replies.readline()
+            return json.loads(line).get("pid") if line else None
+        except (OSError, ValueError):
+            self.close()
+            self.address = None  # gone for good: kernels start the usual way from now on
+            return None
+
+    def close(self):
+        if self.conn is not None:
+            self.replies.close()
+            self.conn.close()
+            self.conn = self.replies = None
 
 
 class ForkedKernel:
@@ -280,4 +361,4 @@ class ForkedProvisioner(LocalProvisioner):
 
 
 if __name__ == "__main__":
-    serve()
+    serve(int(sys.argv[1]))

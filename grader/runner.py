@@ -33,6 +33,21 @@ import nbformat
 TIMEOUT, CRASHED, NOT_RUN = "timeout", "dead-kernel", "not-run"
 
 
+# Grading kernels run with one BLAS thread each (N workers on N cores do not fight) and draw
+# with matplotlib's Agg backend; both are read when numpy and matplotlib are imported.
+KERNEL_DEFAULTS = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MPLBACKEND": "Agg",
+}
+
+
+def kernel_env():
+    """This process's environment with ``KERNEL_DEFAULTS`` for what it does not set."""
+    return KERNEL_DEFAULTS | dict(os.environ)
+
+
 @dataclass
 class Limits:
     cell: float = 30.0  # seconds per cell
@@ -98,7 +113,8 @@ class _Kernels:
         self.loop = None  # one event loop for all runs: a spare kernel outlives a run
         self.spare = None  # (manager, task connecting a client) of a kernel in ``self.folder``
         self.folder = None
-        self.template = None  # forks kernels with the imports done (see forkserver)
+        self.template = None  # a template process this process started (see forkserver)
+        self.forks = None  # the connection to the template kernels are forked from
 
     def run_until_complete(self, coroutine):
         if self.loop is None:
@@ -109,7 +125,7 @@ class _Kernels:
         """A kernel manager with a new python3 kernel started in ``cwd`` (not yet answering)."""
         starter = _client(nbformat.v4.new_notebook(), cwd, Limits(), deadline=0.0)
         starter.km = starter.create_kernel_manager()
-        if self.template is not None:
+        if self.forks is not None:
             from .forkserver import ForkedProvisioner
 
             km = starter.km
@@ -117,18 +133,24 @@ class _Kernels:
             km.provisioner = ForkedProvisioner(
                 kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km
             )
-            km.provisioner.template = self.template
+            km.provisioner.template = self.forks
         # As nbgrader does: notebook code can tell it is being graded.
         env = os.environ | {"NBGRADER_EXECUTION": "autograde"}
         await starter.async_start_new_kernel(env=env, stderr=subprocess.DEVNULL)
         return starter.km
 
-    def use_template(self):
-        """From now on, fork kernels from a template process (started here, in the background)."""
-        if self.template is None:
-            from .forkserver import Template
+    def use_template(self, address=None):
+        """From now on, fork kernels from the template at ``address``, or from one started here
+        (in the background) when it is None."""
+        from .forkserver import Template, TemplateClient
 
-            self.template = Template(self._folder())
+        if address is None:
+            if self.template is None:
+                self.template = Template(self._folder(), env=kernel_env())
+            address = self.template.address
+        if self.forks is not None:
+            self.forks.close()
+        self.forks = TemplateClient(address)
 
     def _folder(self):
         """An empty folder for kernels started ahead, removed when this process exits."""
@@ -169,6 +191,9 @@ class _Kernels:
             if km is not None:
                 kc.stop_channels()
                 self.run_until_complete(km.shutdown_kernel(now=True))
+        if self.forks is not None:
+            self.forks.close()
+            self.forks = None
         if self.template is not None:
             self.template.close()
             self.template = None
@@ -309,10 +334,12 @@ def run(nb, cwd, limits=None, next_kernel=False):
 
 
 def prepare(template=True):
-    """Start a kernel for the next ``run`` now (a worker does this while it waits for work);
-    with ``template``, this and later kernels are forked from a template process."""
+    """Start a kernel for the next ``run`` now (a worker does this while it waits for work).
+    This and later kernels are forked from a template process: the one at ``template`` when it
+    is an address (see ``forkserver.Template``), one started here when it is True; with False,
+    kernels start the usual way."""
     if template:
-        _KERNELS.use_template()
+        _KERNELS.use_template(None if template is True else template)
     _KERNELS.run_until_complete(_KERNELS.start_spare())
 
 

@@ -46,16 +46,13 @@ def _notes(flags, exercises):
     return nbformat.v4.new_markdown_cell("**Notes from the grader**\n\n" + "\n".join(lines))
 
 
-def prepare():
+def prepare(template=True):
     """Set up a new worker process: environment for the kernels, and a kernel started for the
-    first submission while the parent is still planning."""
-    # Kernels must not write into the instructor's home, and one BLAS thread per kernel keeps
-    # N workers on N cores from fighting.
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    first submission while the parent is still planning (forked from ``template``, see
+    ``runner.prepare``)."""
+    os.environ.update(runner.kernel_env())
     try:
-        runner.prepare()
+        runner.prepare(template)
     except Exception:  # noqa: BLE001 (only a head start: the first job starts its own kernel
         pass  # and reports what goes wrong)
 

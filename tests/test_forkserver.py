@@ -139,3 +139,12 @@ def test_a_dead_template_falls_back_to_started_kernels(template, tmp_path):
     wait_for_end(km.provisioner.pid)
     info = json.loads(run_cells([PROBE], tmp_path)[1][0])
     assert not info["preloaded"] and info["ppid"] == os.getpid()
+
+
+def test_a_clients_kernels_end_with_its_connection(template, tmp_path):
+    run_cells([PROBE], tmp_path)
+    km, _ = runner._KERNELS.spare
+    assert alive(km.provisioner.pid)
+    runner._KERNELS.forks.close()  # as when a worker dies
+    wait_for_end(km.provisioner.pid)
+    assert template.process.poll() is None, "the template serves the other workers on"
