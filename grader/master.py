@@ -147,6 +147,11 @@ class Master:
         """Answer-cell grade_ids in notebook order."""
         return [grade_id(c) for c in self.graded["cells"] if is_answer(c)]
 
+    @property
+    def stubs(self):
+        """``{grade_id: source}`` of the answer cells as learners were given them."""
+        return {grade_id(c): c["source"] for c in self.released["cells"] if is_answer(c)}
+
     def exercise_of_cell(self, gid):
         """The exercise a graded cell counts towards (the cell's own id when none matches)."""
         if gid in self.exercises:

@@ -16,11 +16,17 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from backprop.gradcheck import mistakes_in
-from nbconvert.filters import strip_ansi
-from nbgrader.utils import compute_checksum
 
 from .master import grade_id, is_answer, is_graded, nbgrader_meta
 from .runner import CRASHED, NOT_RUN, TIMEOUT
+
+# A terminal control sequence (colours in IPython's tracebacks). Here rather than nbconvert's
+# filter, which would cost every grading worker a second of imports.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text):
+    return ANSI_ESCAPE.sub("", text)
 
 
 def errors(cell):
@@ -53,17 +59,17 @@ def stderr_text(cell):
     )
 
 
-def unanswered(cell):
-    """True when an answer cell is still the released stub."""
-    meta = nbgrader_meta(cell)
-    return "checksum" in meta and meta["checksum"] == compute_checksum(cell)
+def unanswered(cell, stub):
+    """True when an answer cell is still ``stub``, the source it was released with."""
+    return stub is not None and cell.source == stub
 
 
-def cell_score(cell):
-    """``(auto_score or None, max_points)`` of a graded cell."""
+def cell_score(cell, stub=None):
+    """``(auto_score or None, max_points)`` of a graded cell (``stub``: its released source,
+    for an answer cell)."""
     points = float(nbgrader_meta(cell).get("points", 0))
     if nbgrader_meta(cell).get("solution") or cell.cell_type != "code":
-        return (0.0 if unanswered(cell) else None), points
+        return (0.0 if unanswered(cell, stub) else None), points
     return (0.0 if errors(cell) else points), points
 
 
@@ -77,24 +83,26 @@ class Exercise:
     warnings: list = field(default_factory=list)
 
 
-def _untagged_reason(cell, answer, event):
+def _untagged_reason(cell, answer, stub, event):
     """Why a test cell failed when its error carries no ``[mistake: ...]`` tag."""
     if event in (TIMEOUT, CRASHED, NOT_RUN):
         return event
-    if answer is not None and (unanswered(answer) or "NotImplementedError" in error_text(cell)):
+    unchanged = answer is not None and unanswered(answer, stub)
+    if unchanged or (answer is not None and "NotImplementedError" in error_text(cell)):
         return "not-implemented"
     if answer is not None and errors(answer):
         return "error-in-answer-cell"
     return "unexplained"
 
 
-def _diagnose(tests, answer, events):
+def _diagnose(tests, answer, stub, events):
     """Mistake keys of a failed exercise, from its failing test cells, without repeats."""
     found = []
     for i, cell in tests:
         if not errors(cell):
             continue
-        keys = mistakes_in(error_text(cell)) or [_untagged_reason(cell, answer, events.get(i))]
+        reason = mistakes_in(error_text(cell))
+        keys = reason or [_untagged_reason(cell, answer, stub, events.get(i))]
         for key in keys:  # a tag shows in both the message and the traceback: count it once
             if key not in found:
                 found.append(key)
@@ -115,7 +123,7 @@ def summarise(nb, master, events):
         if gid and is_answer(cell):
             answers[gid] = cell
         if gid and is_graded(cell):
-            grades[gid] = list(cell_score(cell))
+            grades[gid] = list(cell_score(cell, master.stubs.get(gid)))
             by_exercise.setdefault(master.exercise_of_cell(gid), []).append((index, cell))
     exercises = []
     for name, cells in by_exercise.items():
@@ -132,6 +140,6 @@ def summarise(nb, master, events):
         ex.passed = all(grades[grade_id(c)][0] == grades[grade_id(c)][1] for _, c in cells)
         if not ex.passed:
             tests = [(i, c) for i, c in cells if not nbgrader_meta(c).get("solution")]
-            ex.mistakes = _diagnose(tests, answer, events)
+            ex.mistakes = _diagnose(tests, answer, master.stubs.get(name), events)
         exercises.append(ex)
     return grades, [asdict(e) for e in exercises]

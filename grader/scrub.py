@@ -9,11 +9,11 @@ error line that contains a hidden-test line. ``leaks(html, lines)`` is the final
 import html
 import re
 
-from nbconvert.filters import strip_ansi
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from . import course
 from .master import Master
+from .scoring import strip_ansi
 
 PLACEHOLDER = "    (a line of a hidden test)"
 TAGS = re.compile(r"<[^>]+>")

@@ -1,0 +1,52 @@
+"""Marks from outputs: a test cell earns its points when it ran without error; an answer cell
+graded by hand gets 0 while it is the released stub and waits for a human otherwise."""
+
+import nbformat
+from nbconvert.filters import strip_ansi as nbconvert_strip_ansi
+
+from grader import scoring
+
+STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+
+
+def cell(source, *, solution=False, grade=False, points=1, outputs=()):
+    c = nbformat.v4.new_code_cell(source)
+    c.metadata["nbgrader"] = {
+        "grade_id": "x",
+        "solution": solution,
+        "grade": grade,
+        "points": points,
+    }
+    c.outputs = list(outputs)
+    return c
+
+
+def error(ename="AssertionError", evalue="", traceback=()):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=list(traceback))
+
+
+def test_a_test_cell_scores_all_or_nothing():
+    assert scoring.cell_score(cell("assert True", grade=True, points=3)) == (3.0, 3.0)
+    failed = cell("assert False", grade=True, points=3, outputs=[error()])
+    assert scoring.cell_score(failed) == (0.0, 3.0)
+
+
+def test_a_hand_graded_answer_is_zero_only_while_it_is_the_stub():
+    assert scoring.cell_score(cell(STUB, solution=True, grade=True, points=2), STUB) == (0.0, 2.0)
+    written = cell("x = 1", solution=True, grade=True, points=2)
+    assert scoring.cell_score(written, STUB) == (None, 2.0)
+
+
+def test_an_unanswered_exercise_is_diagnosed_as_not_implemented():
+    answer = cell(STUB, solution=True)
+    test = cell("check()", grade=True, outputs=[error("NameError", "name 'f' is not defined")])
+    assert scoring._untagged_reason(test, answer, STUB, None) == "not-implemented"
+    answer.source = "def f(): return 1"
+    assert scoring._untagged_reason(test, answer, STUB, None) == "unexplained"
+
+
+def test_colours_are_stripped_as_nbconvert_does():
+    red, green, grey, reset = "\x1b[0;31m", "\x1b[1;32m", "\x1b[38;5;241m", "\x1b[0m"
+    line = f"{red}---> 12{reset} check({grey}x\x1b[39m) {green}[mistake: sign]{reset}"
+    plain = "---> 12 check(x) [mistake: sign]"
+    assert scoring.strip_ansi(line) == nbconvert_strip_ansi(line) == plain
