@@ -85,29 +85,42 @@ def make_class(assignment, folder):
 # -- one measured run, in its own process ------------------------------------------------------
 
 
-def _execute_all(folder):
-    """The plain baseline: every notebook below ``folder``, one after the other, in its folder."""
+def _execute_all(folder, done):
+    """The plain baseline: every notebook below ``folder``, one after the other, in its folder;
+    ``done()`` after each."""
     from .execute import execute_allowing_errors
 
     for path in sorted(Path(folder).rglob("*.ipynb")):
         execute_allowing_errors(path)
+        done()
     return 0
 
 
 def measure(argv):
     """``measure plain FOLDER`` or ``measure grader ARGS...``: run it, then print this process's
-    own CPU seconds (children excluded) on a line of its own."""
-    # The same import shortcut as the grader's (see grader/autograde.py), so that the baseline
+    own CPU seconds (children excluded) and the times, from its start, at which each submission
+    was done, on a line of its own."""
+    start = time.perf_counter()
+    finished = []
+
+    def done():
+        finished.append(time.perf_counter() - start)
+
+    # The same import shortcut as the grader's (see grader/__init__.py), so that the baseline
     # does not pay 2 s the grader avoids.
     sys.modules.setdefault("rfc3987_syntax", None)
     if argv[0] == "plain":
-        code = _execute_all(argv[1])
+        code = _execute_all(argv[1], done)
     else:
+        from grader import autograde
         from grader.__main__ import main
 
+        save = autograde._save
+        autograde._save = lambda *args: (save(*args), done())
         code = main(argv[1:])
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(MARKER + json.dumps({"cpu": usage.ru_utime + usage.ru_stime}), flush=True)
+    report = {"cpu": usage.ru_utime + usage.ru_stime, "finished": finished}
+    print(MARKER + json.dumps(report), flush=True)
     return code
 
 
@@ -117,8 +130,9 @@ def _children_cpu():
 
 
 def _timed(args, env):
-    """``{"wall", "cpu", "parent_cpu"}`` seconds of ``python -m bench.grading measure ARGS``:
-    wall time, CPU of every process of the run, CPU of its main process alone."""
+    """``{"wall", "cpu", "parent_cpu", "first", "steady"}`` seconds of ``python -m bench.grading
+    measure ARGS``: wall time, CPU of every process of the run, CPU of its main process alone,
+    time to the first result, and seconds per submission from the first result to the last."""
     before, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "bench.grading", "measure", *args],
@@ -131,7 +145,17 @@ def _timed(args, env):
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     line = next(x for x in reversed(done.stdout.splitlines()) if x.startswith(MARKER))
-    return {"wall": wall, "cpu": cpu, "parent_cpu": json.loads(line[len(MARKER) :])["cpu"]}
+    report = json.loads(line[len(MARKER) :])
+    finished = report["finished"]
+    if len(finished) != CLASS_SIZE:
+        raise RuntimeError(f"{' '.join(args)}: {len(finished)} of {CLASS_SIZE} were done")
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "parent_cpu": report["cpu"],
+        "first": finished[0],
+        "steady": (finished[-1] - finished[0]) / (len(finished) - 1),
+    }
 
 
 def _plain(folder):
@@ -162,9 +186,9 @@ def _median(samples, how, what):
     return statistics.median(s[how][what] for s in samples)
 
 
-def _ratio(samples, num, den):
-    """Median over rounds of ``wall(num) / wall(den)``, both of the same round."""
-    return statistics.median(s[num]["wall"] / s[den]["wall"] for s in samples)
+def _ratio(samples, num, den, what="wall"):
+    """Median over rounds of ``what(num) / what(den)``, both of the same round."""
+    return statistics.median(s[num][what] / s[den][what] for s in samples)
 
 
 def _cores(samples, how):
@@ -196,12 +220,35 @@ def _verdicts(samples):
             f" {_cores(samples, 'j1'):.2f} busy (the next kernel starts while a notebook runs)."
             + (
                 " The rest of the cores went to start-up that does not run in parallel, or to"
-                " other processes on a shared machine (see the load average)."
+                " other processes on a shared machine (see the load average). Between the first"
+                f" result and the last, `-j 2` graded {_ratio(samples, 'j1', 'j2', 'steady'):.2f}x"
+                " as many submissions per second as `-j 1`; the first result came after"
+                f" {_median(samples, 'j1', 'first'):.1f} s and"
+                f" {_median(samples, 'j2', 'first'):.1f} s."
                 if needed <= cores
                 else " That is more than the machine has: the CPU work per submission must shrink."
             )
         )
     return overhead, speedup, notes
+
+
+SPIN = "x = 0\nfor i in range(6_000_000):\n    x += i * i"
+
+
+def _spin(copies):
+    """Wall seconds for ``copies`` processes each running the same pure-Python loop at once."""
+    start = time.perf_counter()
+    running = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(copies)]
+    for process in running:
+        process.wait()
+    return time.perf_counter() - start
+
+
+def two_core_scaling(rounds=3):
+    """How much more work this machine does with both cores busy than with one: the median over
+    ``rounds`` of ``2 * wall(one copy) / wall(two copies at once)`` of a CPU-bound loop (2.0 on
+    two cores that share nothing; less where they share a physical core or a busy host)."""
+    return statistics.median(2 * _spin(1) / _spin(2) for _ in range(rounds))
 
 
 def _per_round(samples):
@@ -222,6 +269,8 @@ def _rows(samples):
         return [
             label,
             f"{wall:.2f}",
+            f"{_median(samples, how, 'first'):.2f}",
+            f"{_median(samples, how, 'steady'):.2f}",
             relative,
             f"{cpu:.2f}{share}",
             f"{parent:.3f}",
@@ -274,10 +323,13 @@ def run():
                 }
             )
     load_after = os.getloadavg()[0]
+    scaling = two_core_scaling()
     _, _, missed = _verdicts(samples)
     headers = [
         "how",
         "seconds per submission",
+        "first result after, s",
+        "seconds per submission after the first",
         "relative to plain",
         "CPU seconds per submission, all processes",
         "parent's CPU seconds per submission",
@@ -290,6 +342,9 @@ def run():
         notes=[
             f"{CLASS_SIZE} synthetic submissions of `{assignment}`: half correct, half with one"
             " wrong answer from the test fixtures.",
+            "Seconds per submission: the whole run's wall time over the class size, start-up"
+            " included; the targets are judged on it. The next two columns split it: when the"
+            " first submission was done, and the time per submission from then to the last.",
             f"Each of the three runs is a new Python process, start-up included; {ROUNDS} rounds"
             " of the three in turn, medians; ratios are medians of the ratios of the same round."
             " `autograde` starts on a fresh workspace each time (`collect` first, not timed).",
@@ -298,6 +353,9 @@ def run():
             " plain execution: the process that runs the notebooks, kernels excluded).",
             f"Whole class, per round: {_per_round(samples)}. Load average (1 min)"
             f" {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores.",
+            "What two busy cores give on this machine: two copies of a pure-Python loop at once"
+            f" did {scaling:.2f}x the work per second of one copy alone (2.0 would be two"
+            " independent cores); `-j 2` against `-j 1` cannot do better.",
             *missed,
         ],
     )
