@@ -6,9 +6,10 @@ notebook, the assignment's tests or the time limits changed (the key of its last
 ``results/``). One submission's trouble never stops the others; the return code is non-zero only
 when the grader itself failed.
 
-Time goes to the notebooks, not around them: the workers start (imports, a first kernel) while
-this process plans, each worker starts the kernel for its next submission while the current one
-runs, and this process only records results.
+Time goes to the notebooks, not around them: a template process that kernels are forked from
+(``forkserver``) and the workers start while this process plans, each worker has the kernel for
+its next submission started and answering while the current one runs, and this process only
+records results, in one gradebook session.
 """
 
 import hashlib
