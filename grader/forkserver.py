@@ -2,7 +2,7 @@
 modules once.
 
 A grading kernel spends most of its CPU time importing (ipykernel, numpy, matplotlib: about 1.5 s
-of the 2 s a short notebook costs). A worker therefore starts one *template* process
+of the 2 s a short notebook costs). The grader therefore starts one *template* process
 (``python -m grader.forkserver``) that imports ``PRELOAD`` and then waits. Each kernel is a
 ``fork()`` of it: a new process, with its own memory and no user code run before, whose imports
 are already done. The child then does what ``ipykernel_launcher`` does: it starts an
@@ -11,8 +11,8 @@ are already done. The child then does what ``ipykernel_launcher`` does: it start
 jupyter_client still manages the kernel: ``ForkedProvisioner`` replaces the ``Popen`` of its
 default provisioner with a request to the template and hands back a ``Popen``-like handle
 (signals go to the kernel's process group, as for any local kernel). Where the template cannot
-help (no ``fork`` on this platform, a kernel command that is not this Python's ipykernel, a
-template that died), the kernel is launched the usual way.
+help (not Linux, a kernel command that is not this Python's ipykernel, a template that died),
+the kernel is launched the usual way.
 
 Differences from a kernel started from scratch, none visible to a notebook that runs the same
 code: the preloaded modules are in ``sys.modules`` already, and the hash seed is the template's.
@@ -230,14 +230,15 @@ class Template:
     """A template process, started now with ``env`` (default: this process's; what numpy and
     matplotlib read at import time comes from it), importing in the background, and the address
     of its socket (``address``). It runs as long as this object is open; ``close()`` ends it and its
-    kernels. ``address`` is None when no template could be started (no ``fork`` here)."""
+    kernels. ``address`` is None when no template could be started (only on Linux: macOS
+    frameworks do not survive ``fork``, Windows has none)."""
 
     def __init__(self, folder, env=None):
         import socket
 
         self.process = self.address = None
-        if not hasattr(os, "fork"):
-            return
+        if not sys.platform.startswith("linux"):
+            return  # forking a process with these modules loaded is only safe here
         self.address = os.path.join(folder, "template.sock")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
             listener.bind(self.address)
