@@ -145,10 +145,20 @@ def _reap(signum=None, frame=None):
         pass
 
 
-def _kill_group(pid):
+def _running(pid):
+    """True while kernel ``pid`` runs (a reaped kernel's pid may belong to another process)."""
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return False
+
+
+def _kill_group(pid):
+    """Kill kernel ``pid`` and whatever it started, if it still runs."""
+    try:
+        if _running(pid):
+            os.killpg(pid, signal.SIGKILL)
+    except OSError:  # its group is gone already
         pass
 
 
@@ -197,7 +207,7 @@ def serve(listener_fd, names=PRELOAD):
             return {"error": f"{type(error).__name__}: {error}"}
         if pid == 0:
             _kernel(request, parent=template, close=[events, listener, *kernels])
-        kernels[conn].add(pid)
+        kernels[conn] = {p for p in kernels[conn] if _running(p)} | {pid}
         return {"pid": pid}
 
     while True:
