@@ -16,9 +16,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,9 +103,7 @@ class _Pool:
     def __init__(self, jobs_n):
         from .forkserver import Template
 
-        self.folder = tempfile.mkdtemp(prefix="grader-template-")
-        # First: its imports take longest.
-        self.template = Template(self.folder, env=runner.kernel_env())
+        self.template = Template(env=runner.kernel_env())  # first: its imports take longest
         self.executor = ProcessPoolExecutor(
             max_workers=jobs_n,
             mp_context=multiprocessing.get_context("spawn"),
@@ -120,7 +116,6 @@ class _Pool:
     def close(self):
         self.executor.shutdown(cancel_futures=True)
         self.template.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _probably_work(ids):

@@ -29,9 +29,11 @@ import ctypes
 import gc
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from jupyter_client.provisioning import LocalProvisioner
@@ -82,8 +84,8 @@ def _preload(names):
 
 
 def _die_with(parent):
-    """Have this process killed when ``parent`` exits (Linux; elsewhere the kernel's own watch
-    on its parent does it, once the kernel is up)."""
+    """Have this process killed when ``parent`` exits, even before the kernel's own watch on its
+    parent has started."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -239,16 +241,17 @@ def serve(listener_fd, names=PRELOAD):
 class Template:
     """A template process, started now with ``env`` (default: this process's; what numpy and
     matplotlib read at import time comes from it), importing in the background, and the address
-    of its socket (``address``). It runs as long as this object is open; ``close()`` ends it and its
-    kernels. ``address`` is None when no template could be started (only on Linux: macOS
-    frameworks do not survive ``fork``, Windows has none)."""
+    of its socket (``address``), in a private temporary folder. It runs as long as this object
+    is open; ``close()`` ends it and its kernels. ``address`` is None when no template could be
+    started (only on Linux: macOS frameworks do not survive ``fork``, Windows has none)."""
 
-    def __init__(self, folder, env=None):
+    def __init__(self, env=None):
         import socket
 
-        self.process = self.address = None
+        self.process = self.address = self.folder = None
         if not sys.platform.startswith("linux"):
             return  # forking a process with these modules loaded is only safe here
+        self.folder = folder = tempfile.mkdtemp(prefix="grader-template-")
         self.address = os.path.join(folder, "template.sock")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
             listener.bind(self.address)
@@ -275,6 +278,9 @@ class Template:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
 
 class TemplateClient:
@@ -359,15 +365,15 @@ class ForkedProvisioner(LocalProvisioner):
 
     async def launch_kernel(self, cmd, **kwargs):
         args = kernel_args(cmd)
+        cwd = kwargs.get("cwd") or os.getcwd()
         pid = None
         if self.template is not None and args is not None:
-            cwd, env = kwargs.get("cwd") or os.getcwd(), kwargs.get("env", os.environ)
-            pid = self.template.fork(args, cwd, env)
+            pid = self.template.fork(args, cwd, kwargs.get("env", os.environ))
         if pid is None:
             return await super().launch_kernel(cmd, **kwargs)
         self.process = ForkedKernel(pid)
         self.pid = self.pgid = pid  # the kernel leads its own process group
-        self.cwd = kwargs.get("cwd") or os.getcwd()
+        self.cwd = cwd
         return self.connection_info
 
 

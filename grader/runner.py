@@ -146,7 +146,7 @@ class _Kernels:
 
         if address is None:
             if self.template is None:
-                self.template = Template(self._folder(), env=kernel_env())
+                self.template = Template(env=kernel_env())
             address = self.template.address
         if self.forks is not None:
             self.forks.close()
