@@ -83,9 +83,52 @@ def _preload(names):
             pass  # with the notebook's own error)
 
 
-def _die_with(parent):
-    """Have this process killed when ``parent`` exits, even before the kernel's own watch on its
-    parent has started."""
+def _failing():
+    return 1 / 0
+
+
+def _warm_up():
+    """Do once, here, the one-off work of a kernel's first figure and first traceback (about
+    0.1 s of each graded notebook): matplotlib's backend and fonts, IPython's traceback
+    formatter and the syntax-highlighting tables it compiles, and the list of local addresses
+    a kernel looks up when it starts. Leaves no figure open and nothing else behind."""
+    try:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0], label="warm-up")
+        ax.set_xscale("log")
+        ax.legend()
+        fig.canvas.draw()
+        plt.close("all")
+    except Exception:  # noqa: BLE001 (only a head start: a kernel does it again if needed)
+        pass
+    try:
+        from IPython.core.interactiveshell import InteractiveShell
+        from IPython.core.ultratb import AutoFormattedTB
+
+        formatter = AutoFormattedTB(
+            mode=InteractiveShell.xmode.default_value,
+            theme_name=InteractiveShell.colors.default_value,
+        )
+        try:
+            _failing()
+        except ZeroDivisionError:
+            formatter.structured_traceback(*sys.exc_info())
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        from jupyter_client.localinterfaces import localhost
+
+        localhost()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def die_with(parent):
+    """Have this process killed when ``parent`` exits (Linux; elsewhere nothing happens): a
+    kernel before its own watch on its parent has started, a grading worker whose grader is
+    gone."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -99,7 +142,7 @@ def _kernel(request, parent, close=()):
     ``close``: the template's sockets, of no use to a kernel."""
     code = 1
     try:
-        _die_with(parent)
+        die_with(parent)
         gc.enable()
         for sock in close:
             sock.close()
@@ -185,6 +228,7 @@ def serve(listener_fd, names=PRELOAD):
     # server that forks).
     gc.disable()
     _preload(names)
+    _warm_up()
     gc.freeze()
 
     template = os.getpid()
@@ -268,6 +312,11 @@ class Template:
                 )
             except OSError:
                 self.process = self.address = None
+
+    def inherited(self):
+        """File descriptors of this object that a forked child of its owner must close: the
+        template's standard input, whose end tells the template to exit."""
+        return (self.process.stdin.fileno(),) if self.process is not None else ()
 
     def close(self):
         if self.process is not None:

@@ -77,8 +77,10 @@ def record(gb, result, timestamp=None):
         gb.find_submission(aid, sid)
     except MissingEntry:
         gb.add_submission(aid, sid, **({"timestamp": timestamp} if timestamp else {}))
+    # One query for the notebook's grades (nbgrader's find_grade makes one per cell).
+    grades = {g.name: g for g in gb.find_submission_notebook(nb_id, aid, sid).grades}
     for gid, (score, _points, *manual) in result["grades"].items():
-        grade = gb.find_grade(gid, nb_id, aid, sid)
+        grade = grades[gid]
         grade.auto_score = score
         grade.needs_manual_grade = score is None or grade.manual_score is not None or bool(manual)
     gb.db.commit()

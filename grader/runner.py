@@ -205,6 +205,16 @@ class _Kernels:
 _KERNELS = _Kernels()
 
 
+def _forget_kernels():
+    """In a forked child (a grading worker): the kernels, template connection and event loop
+    that were here belong to the parent; start with none."""
+    global _KERNELS
+    _KERNELS = _Kernels()
+
+
+os.register_at_fork(after_in_child=_forget_kernels)
+
+
 async def _connect(km):
     """A client of ``km``'s kernel, once the kernel answers (what nbclient does on its own for a
     kernel it starts)."""

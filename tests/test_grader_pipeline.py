@@ -301,3 +301,66 @@ def test_runner_notebook_time_limit(tmp_path):
     assert log.events == {3: runner.TIMEOUT, 4: runner.NOT_RUN}
     assert [o.ename for o in nb.cells[4].outputs] == ["NotRun"]
     assert not any(c.outputs for c in nb.cells[:3])
+
+
+GRADE_IN_A_SUBPROCESS = """
+import sys
+from pathlib import Path
+from grader import course
+from grader.__main__ import main
+
+course.SOURCE = Path(sys.argv[1])
+main(["--workspace", sys.argv[2], "autograde", "-j", "2", "--cell-timeout", "60"])
+"""
+
+
+def _descendants(pid):
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _running(processes):
+    import psutil
+
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path):
+    """Workers, the kernel template and every kernel end with the grader, even on SIGKILL."""
+    import subprocess
+    import time
+
+    root, _, folder, _ = tiny_class
+    workspace = tmp_path / "workspace"
+    assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
+    grading = subprocess.Popen(
+        [sys.executable, "-c", GRADE_IN_A_SUBPROCESS, str(course.SOURCE), str(workspace)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # workers and template are children; kernels are the template's children
+        while time.monotonic() < deadline and not any(
+            p.children() for p in _descendants(grading.pid)
+        ):
+            time.sleep(0.1)
+        everyone = _descendants(grading.pid)
+        assert len(everyone) >= 4, "the grader never got as far as running kernels"
+        grading.kill()
+        grading.wait()
+        deadline = time.monotonic() + 15
+        while _running(everyone) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(everyone), [" ".join(p.cmdline()[:4]) for p in _running(everyone)]
+    finally:
+        if grading.poll() is None:
+            grading.kill()
