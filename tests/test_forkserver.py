@@ -14,8 +14,13 @@ from grader import forkserver, runner
 
 PROBE = """
 import json, os, sys
+preloaded = "matplotlib.pyplot" in sys.modules
+import matplotlib.pyplot as plt
 print(json.dumps({
-    "preloaded": "matplotlib.pyplot" in sys.modules,
+    "preloaded": preloaded,
+    "figures": plt.get_fignums(),
+    "backend": plt.get_backend(),
+    "traceback_mode": get_ipython().InteractiveTB.mode,
     "pid": os.getpid(),
     "ppid": os.getppid(),
     "cwd": os.getcwd(),
@@ -89,6 +94,10 @@ def test_forked_and_started_kernels_see_the_same_world(template, tmp_path):
     assert not started["preloaded"] and started["ppid"] == os.getpid()
     assert forked["path"] == started["path"]
     assert forked["cwd"] == started["cwd"] and forked["grading"] == started["grading"]
+    # the template's warm-up (a figure drawn, a traceback formatted) leaves nothing behind
+    assert forked["figures"] == started["figures"] == []
+    assert forked["backend"] == started["backend"]
+    assert forked["traceback_mode"] == started["traceback_mode"]
 
 
 def test_interrupt_and_crash_reach_a_forked_kernel(template, tmp_path):
