@@ -5,6 +5,7 @@ Grading state lives in the workspace: ``--workspace DIR``, else $BACKPROP_GRADIN
 """
 
 import argparse
+import gc
 import os
 import sys
 
@@ -96,4 +97,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # What is left is freed by the operating system when the process ends: skip Python's last
+    # garbage collection over every loaded module (0.2-0.3 s with nbgrader's loaded).
+    gc.freeze()
+    sys.exit(code)
