@@ -7,12 +7,14 @@ notebook, the assignment's tests or the time limits changed (the key of its last
 when the grader itself failed.
 
 Time goes to the notebooks, not around them: a template process that kernels are forked from
-(``forkserver``) and the workers start while this process plans, each worker has the kernel for
-its next submission started and answering while the current one runs, and this process only
-records results, in one gradebook session.
+(``forkserver``) and the workers start while this process plans (with the masters from the
+grader's cache, see ``master``), each worker has the kernel for its next submission started and
+answering while the current one runs, and this process only records results, in one gradebook
+session opened once the first result is in.
 """
 
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -22,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import course, gradebook, runner
+from .master import Master
 from .runner import Limits
 from .table import format_table
 
@@ -48,7 +51,7 @@ def plan(ids, limits, force=False):
     submitted = course.folder("submitted")
     jobs, unchanged = [], 0
     for aid in ids:
-        masters = gradebook.sync_assignment(aid)
+        masters = [Master.load(path, aid) for path in course.source_notebooks(aid)]
         for student_dir in sorted(submitted.glob("*")):
             for master in masters:
                 path = student_dir / aid / f"{master.name}.ipynb"
@@ -187,8 +190,15 @@ def _grade_all(pool, todo, jobs_n, progress):
         dynamic_ncols=True,
     )
     futures = {pool.submit(grade, job): job for job in todo}
+    finished = as_completed(futures)
+    first = next(finished)
+    # The gradebook only once there is a result to record: nbgrader's imports and recording the
+    # assignments' cells take a second of CPU that would otherwise slow down the start of the
+    # first notebooks.
+    for aid in sorted({job["assignment"] for job in todo}):
+        gradebook.sync_assignment(aid)
     with gradebook.open_gradebook() as gb:
-        for future in as_completed(futures):
+        for future in itertools.chain([first], finished):
             job = futures[future]
             name = f"{job['student']}/{job['assignment']}"
             try:

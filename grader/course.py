@@ -10,6 +10,7 @@ REPO = GRADER_DIR.parent
 SOURCE = REPO / "solutions"
 RELEASE = REPO / "notebooks"
 WORKSPACE_ENV = "BACKPROP_GRADING_DIR"
+CACHE_ENV = "BACKPROP_CACHE_DIR"
 
 
 class UsageError(Exception):
@@ -37,6 +38,16 @@ def folder(name):
     """A folder of the workspace: ``submitted``, ``autograded``, ``feedback``, ``results``,
     ``exports`` (nbgrader's layout below it: ``<student>/<assignment>/``)."""
     return workspace() / name
+
+
+def cache():
+    """Where the grader keeps what it can rebuild from the course's files (the masters, see
+    ``master``), shared by every workspace: $BACKPROP_CACHE_DIR, else ``backprop-grader`` in
+    the user's cache folder ($XDG_CACHE_HOME or ``~/.cache``)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "backprop-grader"
 
 
 def db_url():

@@ -56,14 +56,12 @@ def open_gradebook():
 
 
 def sync_assignment(assignment):
-    """Record ``assignment``'s notebooks and cells in the gradebook; returns its ``Master``s."""
+    """Record ``assignment``'s notebooks and cells in the gradebook (before its grades)."""
     with open_gradebook() as gb:
         gb.update_or_create_assignment(assignment)
     logging.getLogger("traitlets").setLevel(logging.ERROR)
-    return [
+    for path in course.source_notebooks(assignment):
         Master.load(path, assignment, course.db_url())
-        for path in course.source_notebooks(assignment)
-    ]
 
 
 def record(gb, result, timestamp=None):

@@ -15,12 +15,14 @@ belongs to, and the hidden-test lines that must never reach a learner.
 import copy
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from . import course
 from .course import load_config
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
@@ -109,6 +111,43 @@ def build(source_path, assignment, db_url=None):
     return graded, nb
 
 
+def _build_key(source_path, assignment):
+    """What a master is built from, hashed: the source notebook, nbgrader's version, the
+    course's nbgrader config and this module."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(Path(source_path).read_bytes())
+    for part in (assignment, version("nbgrader")):
+        digest.update(f"|{part}".encode())
+    digest.update(Path(course.GRADER_DIR, "nbgrader_config.py").read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _cached_build(source_path, assignment):
+    """``build(source_path, assignment)``, kept in the grader's cache (``course.cache``)."""
+    name = Path(source_path).stem
+    path = course.cache() / "masters" / f"{assignment}--{name}--"
+    path = path.with_name(path.name + _build_key(source_path, assignment) + ".json")
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            return saved["graded"], saved["released"]
+        except (ValueError, KeyError):
+            pass  # a damaged copy: built again below
+    graded, released = build(source_path, assignment)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f"{assignment}--{name}--*.json"):
+            old.unlink()  # built from an older source
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps({"graded": graded, "released": released}), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass  # a workspace that cannot be written: built each time
+    return graded, released
+
+
 @dataclass
 class Master:
     """One notebook of an assignment, as the grader needs it (picklable for the workers)."""
@@ -121,7 +160,14 @@ class Master:
 
     @classmethod
     def load(cls, source_path, assignment, db_url=None):
-        graded, released = build(source_path, assignment, db_url)
+        """The master of the source notebook at ``source_path``. With ``db_url``: built, and its
+        cells recorded in that gradebook; without, taken from the grader's cache when the
+        source notebook, nbgrader, the course's nbgrader config and this module are what it was
+        built from (building imports nbgrader and nbconvert: about 1 s)."""
+        if db_url:
+            graded, released = build(source_path, assignment, db_url)
+        else:
+            graded, released = _cached_build(source_path, assignment)
         folder = Path(source_path).parent
         extras = [
             (str(p), str(p.relative_to(folder)))

@@ -28,8 +28,10 @@ os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
 os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
 os.environ["JUPYTER_CONFIG_PATH"] = str(REPO / "grader")
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
-# Grading state of tests never lands in the repository's own workspace.
+# Grading state of tests never lands in the repository's own workspace, nor the grader's cache
+# in the home directory.
 os.environ["BACKPROP_GRADING_DIR"] = str(_home / "grading")
+os.environ["BACKPROP_CACHE_DIR"] = str(_home / "grader-cache")
 
 
 @pytest.fixture
