@@ -134,7 +134,17 @@ def measure():
                     f"{times['gemms'] / times['torch']:.2f}x",
                 ]
                 grad_cells = [f"{d:.1e}" for d in grad_differences(torch, sizes, X, y, dtype)]
-            row += [f"{gflops:.1f}", f"{100 * gflops / peak:.0f} %", target(sizes, n)]
+            flops = step_flops(sizes, len(X))
+            shares = [
+                f"{100 * gflops / peak:.0f} %",
+                f"{100 * flops / times['gemms'] / 1e9 / peak:.0f} %",
+            ]
+            shares.append(
+                "not installed"
+                if torch is None
+                else f"{100 * flops / times['torch'] / 1e9 / peak:.0f} %"
+            )
+            row += [f"{gflops:.1f}", *shares, target(sizes, n)]
             step_rows.append(row)
             grad_rows.append([name, f"{label} ({len(X)})", np.dtype(dtype).name, *grad_cells])
     return peaks, step_rows, grad_rows
@@ -168,6 +178,8 @@ def run():
                 "its matrix products alone / PyTorch",
                 "GFLOP/s",
                 "share of GEMM peak",
+                "its matrix products alone: share",
+                "PyTorch's share",
                 "target",
             ],
             step_rows,
@@ -180,7 +192,9 @@ def run():
             " but the first (no trainer computes the gradient with respect to the data).",
             "Its matrix products alone: those same products, as numpy's BLAS computes them, with"
             " nothing else of the step, against PyTorch's whole step: the least the library's"
-            " step can take next to PyTorch's with numpy.",
+            " step can take next to PyTorch's with numpy. Their share of the peak is the most"
+            " any numpy step of these shapes can reach; PyTorch's share counts the same FLOPs"
+            " over PyTorch's step time.",
         ],
     )
     grads = section(
