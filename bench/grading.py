@@ -8,6 +8,7 @@ two cores, whatever the parent burns is taken from the two workers). ``python -m
 measure ...`` is the small wrapper each run goes through: it reports its own CPU time.
 """
 
+import gc
 import json
 import os
 import resource
@@ -125,9 +126,16 @@ def measure(argv):
         from grader import autograde
         from grader.__main__ import main
 
-        save = autograde._save
-        autograde._save = lambda *args: (save(*args), done())
+        completed = autograde.as_completed
+
+        def as_completed(futures):  # a submission is done when its result reaches the grader
+            for future in completed(futures):
+                done()
+                yield future
+
+        autograde.as_completed = as_completed
         code = main(argv[1:])
+    gc.freeze()  # as `python -m grader` ends (see grader/__main__.py)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     report = {"cpu": usage.ru_utime + usage.ru_stime, "finished": finished}
     print(MARKER + json.dumps(report), flush=True)
@@ -355,7 +363,8 @@ def run():
             " wrong answer from the test fixtures.",
             "Seconds per submission: the whole run's wall time over the class size, start-up"
             " included; the targets are judged on it. The next two columns split it: when the"
-            " first submission was done, and the time per submission from then to the last.",
+            " first submission was done (its result back in the grader, which records results"
+            " from then on), and the time per submission from then to the last.",
             f"Each of the three runs is a new Python process, start-up included; {ROUNDS} rounds"
             " of the three in turn, medians; ratios are medians of the ratios of the same round."
             " `autograde` starts on a fresh workspace each time (`collect` first, not timed),"
