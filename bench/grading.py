@@ -376,7 +376,7 @@ def run():
             f" {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores.",
             "What two busy cores give on this machine: two copies of a pure-Python loop at once"
             f" did {scaling:.2f}x the work per second of one copy alone (2.0 would be two"
-            " independent cores); `-j 2` against `-j 1` cannot do better.",
+            " independent cores): what `-j 2` can gain over a `-j 1` that keeps one core busy.",
             *missed,
         ],
     )
