@@ -127,8 +127,8 @@ def _build_key(source_path, assignment):
 def _cached_build(source_path, assignment):
     """``build(source_path, assignment)``, kept in the grader's cache (``course.cache``)."""
     name = Path(source_path).stem
-    path = course.cache() / "masters" / f"{assignment}--{name}--"
-    path = path.with_name(path.name + _build_key(source_path, assignment) + ".json")
+    key = _build_key(source_path, assignment)
+    path = course.cache() / "masters" / f"{assignment}--{name}--{key}.json"
     if path.exists():
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
@@ -144,7 +144,7 @@ def _cached_build(source_path, assignment):
         partial.write_text(json.dumps({"graded": graded, "released": released}), encoding="utf-8")
         os.replace(partial, path)
     except OSError:
-        pass  # a workspace that cannot be written: built each time
+        pass  # a cache folder that cannot be written: built each time
     return graded, released
 
 
