@@ -333,12 +333,13 @@ def _running(processes):
     return alive
 
 
-def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path):
+def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, monkeypatch):
     """Workers, the kernel template and every kernel end with the grader, even on SIGKILL."""
     import subprocess
     import time
 
     root, _, folder, _ = tiny_class
+    monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])  # restored after
     workspace = tmp_path / "workspace"
     assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
     grading = subprocess.Popen(
@@ -364,3 +365,42 @@ def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path):
     finally:
         if grading.poll() is None:
             grading.kill()
+
+
+def test_without_a_template_workers_are_spawned_and_grade_the_same(graded, tmp_path, monkeypatch):
+    """Where kernels cannot be forked (not Linux), workers are spawned and kernels started the
+    usual way: the grades are the same."""
+    import multiprocessing
+
+    from grader import autograde, forkserver
+
+    real_init = forkserver.Template.__init__
+
+    def no_template(self, env=None):
+        real_init(self, env)
+        self.close()  # as on a system without fork: no process, no address
+        self.process = self.address = None
+
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(graded / "workspace"))  # restored after
+    before = {sid: result(sid) for sid in ("alice", "bob", "ivy")}
+    contexts = []
+    real_context = multiprocessing.get_context
+    monkeypatch.setattr(forkserver.Template, "__init__", no_template)
+    monkeypatch.setattr(
+        autograde.multiprocessing,
+        "get_context",
+        lambda method=None: (contexts.append(method), real_context(method))[1],
+    )
+    folder = tmp_path / "class"
+    for sid in ("alice", "bob", "ivy"):
+        source = course.folder("submitted") / sid / A
+        (folder / sid / A).mkdir(parents=True)
+        (folder / sid / A / "tiny.ipynb").write_bytes((source / "tiny.ipynb").read_bytes())
+    workspace = str(tmp_path / "workspace")
+    assert main(["--workspace", workspace, "collect", str(folder)]) == 0
+    assert main(["--workspace", workspace, "autograde", "-j", "2", "--cell-timeout", "10"]) == 0
+    assert contexts == ["spawn"]
+    for sid in ("alice", "bob", "ivy"):
+        mine = json.loads(Path(workspace, "results", A, f"{sid}.json").read_text())
+        assert mine["grades"] == before[sid]["grades"]
+        assert mine["flags"] == before[sid]["flags"]
