@@ -10,7 +10,7 @@ Time goes to the notebooks, not around them: a template process that kernels are
 (``forkserver``) and the workers start while this process plans (with the masters from the
 grader's cache, see ``master``), each worker has the kernel for its next submission started and
 answering while the current one runs, and this process only records results, in one gradebook
-session opened once the first result is in.
+session (the assignments' cells are recorded in a thread while the first notebooks run).
 """
 
 import hashlib
@@ -19,7 +19,7 @@ import json
 import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -171,6 +171,12 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
     return results, failures, unchanged
 
 
+def _sync(assignments):
+    """Record the assignments' notebooks and cells in the gradebook."""
+    for aid in assignments:
+        gradebook.sync_assignment(aid)
+
+
 def _grade_all(pool, todo, jobs_n, progress):
     """Submit every job to ``pool``; record each result as it comes: ``(results, failures)``."""
     from tqdm import tqdm
@@ -190,13 +196,13 @@ def _grade_all(pool, todo, jobs_n, progress):
         dynamic_ncols=True,
     )
     futures = {pool.submit(grade, job): job for job in todo}
-    finished = as_completed(futures)
-    first = next(finished)
-    # The gradebook only once there is a result to record: nbgrader's imports and recording the
-    # assignments' cells take a second of CPU that would otherwise slow down the start of the
-    # first notebooks.
-    for aid in sorted({job["assignment"] for job in todo}):
-        gradebook.sync_assignment(aid)
+    # The gradebook learns the assignments' cells (nbgrader's imports and a build: a second of
+    # CPU) in a thread while the first notebooks run, not before they start.
+    with ThreadPoolExecutor(max_workers=1) as side:
+        synced = side.submit(_sync, sorted({job["assignment"] for job in todo}))
+        finished = as_completed(futures)
+        first = next(finished)
+        synced.result()
     with gradebook.open_gradebook() as gb:
         for future in itertools.chain([first], finished):
             job = futures[future]
