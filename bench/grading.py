@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grader import course
-from grader.course import RELEASE, REPO, SOURCE, nbgrader_env
+from grader.course import RELEASE, REPO, SOURCE, nbgrader_env, source_notebooks
 
 from .report import section, table
 
@@ -89,7 +88,7 @@ def warm_masters(assignment):
     leaves them, so that every timed run starts alike."""
     from grader.master import Master
 
-    for source in course.source_notebooks(assignment):
+    for source in source_notebooks(assignment):
         Master.load(source, assignment)
 
 

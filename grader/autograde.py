@@ -123,7 +123,7 @@ class _Pool:
             max_workers=jobs_n,
             mp_context=multiprocessing.get_context("fork" if forked else "spawn"),
             initializer=_worker_init,
-            initargs=(self.template.address or False, self.template.inherited() if forked else ()),
+            initargs=(self.template.address or False, self.template.inherited()),
         )
         for _ in range(jobs_n):
             self.executor.submit(_started)

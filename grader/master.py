@@ -23,7 +23,6 @@ from pathlib import Path
 import nbformat
 
 from . import course
-from .course import load_config
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
@@ -91,7 +90,7 @@ def build(source_path, assignment, db_url=None):
     With ``db_url``, nbgrader's SaveCells also records the notebook's cells in that gradebook
     (the assignment must exist there).
     """
-    config = load_config()
+    config = course.load_config()
     nb = nbformat.read(source_path, as_version=4)
     resources = {
         "nbgrader": {
