@@ -55,13 +55,15 @@ def case_data(sizes, n, dtype):
 
 
 def library_step(net, X, y):
-    """One training step of the library: ``net.gradient`` then an in-place SGD update."""
+    """One training step of the library, as ``train`` takes it: ``net.sgd_step``, the SGD
+    update fused into the backward pass."""
+    return lambda: net.sgd_step(X, y, LR)
+
+
+def unfused_step(net, X, y):
+    """The textbook step: ``net.gradient``, then ``SGD.step`` on the gradients it returns."""
     optimiser = SGD(LR)
-
-    def step():
-        optimiser.step(net.params, net.gradient(X, y))
-
-    return step
+    return lambda: optimiser.step(net.params, net.gradient(X, y))
 
 
 def step_gemms(sizes, X, dtype):
@@ -113,6 +115,7 @@ def measure():
             candidates = {
                 "gemm": lambda a=a, b=b: a @ b,
                 "numpy": library_step(net, X, y),
+                "unfused": unfused_step(Sequential.mlp(sizes, seed=0, dtype=dtype), X, y),
                 "gemms": step_gemms(sizes, X, dtype),
             }
             if torch is not None:
@@ -125,12 +128,13 @@ def measure():
             name = "-".join(map(str, sizes))
             row = [name, f"{label} ({len(X)})", np.dtype(dtype).name, f"{times['numpy'] * 1e3:.3f}"]
             if torch is None:
-                row += ["not installed"] * 3
+                row += ["not installed"] * 4
                 grad_cells = ["not installed"] * 2
             else:
                 row += [
                     f"{times['torch'] * 1e3:.3f}",
                     f"{times['numpy'] / times['torch']:.2f}x",
+                    f"{times['unfused'] / times['torch']:.2f}x",
                     f"{times['gemms'] / times['torch']:.2f}x",
                 ]
                 grad_cells = [f"{d:.1e}" for d in grad_differences(torch, sizes, X, y, dtype)]
@@ -175,6 +179,7 @@ def run():
                 "library ms",
                 "PyTorch ms",
                 "library / PyTorch",
+                "unfused / PyTorch",
                 "its matrix products alone / PyTorch",
                 "GFLOP/s",
                 "share of GEMM peak",
@@ -186,6 +191,10 @@ def run():
         ),
         notes=[
             "One step = forward, backward, SGD update (lr 0.01); both start from the same weights.",
+            "The library's step is `net.sgd_step`, as `train` takes it: each layer's update is"
+            " fused into the backward pass, W moved by one matrix product that adds -lr x.T dout"
+            " into it (BLAS GEMM with beta = 1). Unfused: `net.gradient`, then `SGD.step` on"
+            " the gradients it returns, the way notebook 5 writes the loop.",
             f"GEMM peak: numpy {GEMM_SIZE}x{GEMM_SIZE} product timed in turn with each step"
             f" (range over the rows): {peak_note}.",
             "GFLOP/s counts the matrix products a step needs: forward, dW and dx of every layer"

@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+from backprop import blas
 from backprop.data import circles, digits_split, load_digits, moons, spiral
 from backprop.gradcheck import check_gradient, numerical_gradient
+from backprop.layers import Affine, Relu
 from backprop.net import Sequential, TwoLayerNet
 from backprop.optim import SGD
 from backprop.train import iterate_minibatches, train
@@ -55,6 +57,125 @@ def test_sgd_updates_in_place_so_layers_see_it():
     SGD(lr=0.5).step(net.params, grads)
     assert net.params["W1"] is W1 and net.layers[0].params["W"] is W1
     np.testing.assert_allclose(W1, before - 0.5 * grads["W1"])
+
+
+def unfused_step(net, x, t, lr):
+    """The textbook step the fused one must equal: all gradients, then SGD."""
+    SGD(lr).step(net.params, net.gradient(x, t))
+    return net.last_loss
+
+
+class Scale:
+    """A layer with a parameter but no ``sgd_backward``: y = x * s, s (D,)."""
+
+    def __init__(self, d, dtype):
+        self.params, self.grads = {"s": np.linspace(0.5, 1.5, d, dtype=dtype)}, {}
+
+    def forward(self, x):
+        self.x = x
+        return x * self.params["s"]
+
+    def backward(self, dout):
+        self.grads["s"] = (dout * self.x).sum(axis=0)
+        return dout * self.params["s"]
+
+
+NETS = {
+    # sizes where the first layer's update takes the GEMM path and where it does not
+    "relu, large": lambda dtype: Sequential.mlp((300, 200, 10), dtype=dtype, seed=1),
+    "sigmoid, small": lambda dtype: Sequential.mlp((6, 5, 3), "sigmoid", dtype=dtype, seed=1),
+    "custom layer": lambda dtype: Sequential(
+        [
+            Scale(300, dtype),
+            Affine(np.full((300, 40), 0.01, dtype), np.zeros(40, dtype)),
+            Relu(),
+            Affine(np.full((40, 3), 0.02, dtype), np.zeros(3, dtype)),
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", NETS)
+def test_fused_sgd_step_moves_the_parameters_like_gradient_then_sgd(name, dtype, rng):
+    make = NETS[name]
+    fused, plain = make(dtype), make(dtype)
+    d = fused.layers[0].params.get("W", fused.layers[0].params.get("s")).shape[0]
+    for _ in range(3):
+        x, t = rng.standard_normal((200, d)).astype(dtype), rng.integers(0, 3, 200)
+        arrays = dict(fused.params)
+        loss = fused.sgd_step(x, t, 0.3)
+        expected_loss = unfused_step(plain, x, t, 0.3)
+        assert loss == fused.last_loss == pytest.approx(expected_loss, rel=1e-4)
+        assert all(fused.params[k] is arrays[k] for k in arrays)  # in place: layers see it
+        for key in plain.params:
+            tol = 1e-12 if dtype == np.float64 else 1e-5
+            np.testing.assert_allclose(fused.params[key], plain.params[key], rtol=tol, atol=tol)
+            assert fused.params[key].dtype == dtype
+
+
+def test_fused_step_keeps_gradients_handed_out_before(rng):
+    """Arrays from an earlier ``gradient`` call are the learner's: the step never writes them."""
+    net = Sequential.mlp((300, 200, 10), seed=0)
+    x, t = rng.standard_normal((64, 300)), rng.integers(0, 10, 64)
+    grads = net.gradient(x, t)
+    kept = {k: g.copy() for k, g in grads.items()}
+    net.sgd_step(x, t, 0.1)
+    for k in grads:
+        np.testing.assert_array_equal(grads[k], kept[k])
+    # and no stale gradients are left in the net to be mistaken for this step's
+    assert net.grads == {}
+    assert all(layer.grads == {} for layer in net.layers if hasattr(layer, "grads"))
+
+
+def test_fused_step_flattens_images_and_leaves_the_batch_alone(rng):
+    net, plain = Sequential.mlp((64, 200, 10), seed=0), Sequential.mlp((64, 200, 10), seed=0)
+    x, t = rng.standard_normal((32, 8, 8)), rng.integers(0, 10, 32)
+    x_before = x.copy()
+    net.sgd_step(x, t, 0.1)
+    unfused_step(plain, x, t, 0.1)
+    np.testing.assert_array_equal(x, x_before)
+    for key in net.params:
+        np.testing.assert_allclose(net.params[key], plain.params[key], rtol=1e-12, atol=1e-14)
+
+
+def test_fused_step_without_numpys_openblas(rng, monkeypatch):
+    monkeypatch.setattr(blas, "gemm_for", lambda dtype: None)
+    net, plain = Sequential.mlp((300, 200, 10), seed=0), Sequential.mlp((300, 200, 10), seed=0)
+    x, t = rng.standard_normal((64, 300)), rng.integers(0, 10, 64)
+    net.sgd_step(x, t, 0.1)
+    unfused_step(plain, x, t, 0.1)
+    for key in net.params:
+        np.testing.assert_allclose(net.params[key], plain.params[key], rtol=1e-12, atol=1e-14)
+
+
+class GradientOnly:
+    """A net with only the learner's protocol (params, gradient, last_loss, predict)."""
+
+    def __init__(self, net):
+        self.net, self.params = net, net.params
+
+    def gradient(self, x, t):
+        grads = self.net.gradient(x, t)
+        self.last_loss = self.net.last_loss
+        return grads
+
+    def predict(self, x):
+        return self.net.predict(x)
+
+    def accuracy(self, x, t):
+        return self.net.accuracy(x, t)
+
+
+def test_train_takes_fused_steps_with_the_same_history():
+    X_train, y_train, X_val, y_val = digits_split(0.2, seed=0)
+    runs = []
+    for wrap in (lambda net: net, GradientOnly):
+        net = TwoLayerNet(64, 64, 10, weight_init_std=0.01, seed=0)
+        runs.append(train(wrap(net), X_train, y_train, X_val, y_val, 2, 0.1, 32))
+    fused, plain = runs
+    np.testing.assert_allclose(fused["loss"], plain["loss"], rtol=1e-9)
+    assert fused["val_acc"] == plain["val_acc"]
 
 
 def test_minibatches_cover_every_sample_once():

@@ -10,6 +10,7 @@ Shapes are batch first: ``x`` is (N, D). The 1/N of a batch mean lives only in t
 
 import numpy as np
 
+from .blas import add_product
 from .functions import sigmoid, softmax
 
 
@@ -89,6 +90,21 @@ class Affine:
         """
         self.grads["W"] = self.x.T @ dout
         self.grads["b"] = dout.sum(axis=0)
+
+    def sgd_backward(self, dout, lr, need_dx=True):
+        """``backward`` and an SGD step in one: W -= lr * dW, b -= lr * db; returns dx (N, D),
+        or None when ``need_dx`` is False.
+
+        dx is computed first, from the old W. The update of W is one matrix product that
+        adds ``-lr * x.T @ dout`` into W as it is formed (``blas.add_product``): no dW array
+        is made and W is read and written once. ``grads`` is emptied: no gradients are kept.
+        """
+        W, b = self.params["W"], self.params["b"]
+        dx = (dout @ W.T).reshape(self.x_shape) if need_dx else None
+        add_product(W, self.x.T, dout, -lr)
+        b -= lr * dout.sum(axis=0)
+        self.grads = {}
+        return dx
 
 
 class SoftmaxWithLoss:
