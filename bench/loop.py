@@ -42,7 +42,7 @@ def run():
                 f"{label} ({n})",
                 f"{times['vectorised'] * 1e3:.3f}",
                 f"{times['loop'] * 1e3:.2f}",
-                f"{times['loop'] / times['vectorised']:.1f}x",
+                f"{times.ratio('loop', 'vectorised'):.1f}x",
                 f"{agree:.1e}",
                 ">= 10x" if n == 32 else "",
             ]

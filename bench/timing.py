@@ -26,18 +26,36 @@ def median_time(fn, rounds=7, block=0.02):
     return statistics.median(_per_call(fn, number) for _ in range(rounds))
 
 
+class Rounds:
+    """Seconds per call of each candidate, round by round: ``samples[name][i]`` is round i.
+
+    ``rounds[name]`` is the median; ``ratio(a, b)`` the median over rounds of a's time over
+    b's in the same round, so a change of machine load between rounds cancels out.
+    """
+
+    def __init__(self, samples):
+        self.samples = samples
+
+    def __getitem__(self, name):
+        return statistics.median(self.samples[name])
+
+    def ratio(self, a, b):
+        pairs = zip(self.samples[a], self.samples[b], strict=True)
+        return statistics.median(x / y for x, y in pairs)
+
+
 def interleaved(fns, rounds=9, block=0.02):
-    """Median seconds per call for each of ``fns`` (name -> callable), timed in turn each round.
+    """``Rounds`` of ``fns`` (name -> callable), each timed in turn in every round.
 
     Alternating the candidates spreads any change in machine load over all of them, so the
-    ratio of two medians is fair even when the absolute figures drift.
+    ratio of two candidates is fair even when the absolute figures drift.
     """
     numbers = {name: calibrate(fn, block) for name, fn in fns.items()}
     samples = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             samples[name].append(_per_call(fn, numbers[name]))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return Rounds(samples)
 
 
 def wall_time(fn):
