@@ -13,12 +13,14 @@ answering while the current one runs, and this process only records results, in 
 session (the assignments' cells are recorded in a thread while the first notebooks run).
 """
 
+import gc
 import hashlib
 import itertools
 import json
 import multiprocessing
 import os
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,6 +121,13 @@ class _Pool:
 
         self.template = Template(env=runner.kernel_env())  # first: its imports take longest
         forked = self.template.address is not None
+        if forked:
+            # What every worker imports, imported once here instead of once per worker, and
+            # frozen while they are forked: their garbage collections then leave it alone and
+            # its memory stays shared (as the gc module's docs advise before a fork).
+            from . import worker  # noqa: F401
+
+            gc.freeze()
         self.executor = ProcessPoolExecutor(
             max_workers=jobs_n,
             mp_context=multiprocessing.get_context("fork" if forked else "spawn"),
@@ -126,7 +135,9 @@ class _Pool:
             initargs=(self.template.address or False, self.template.inherited()),
         )
         for _ in range(jobs_n):
-            self.executor.submit(_started)
+            self.executor.submit(_started)  # the first submit forks every worker
+        if forked:
+            gc.unfreeze()
 
     def close(self):
         self.executor.shutdown(cancel_futures=True)
@@ -172,7 +183,10 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
 
 
 def _sync(assignments):
-    """Record the assignments' notebooks and cells in the gradebook."""
+    """Record the assignments' notebooks and cells in the gradebook, on the CPU the template
+    and the first notebooks leave (on Linux a thread can lower its own priority)."""
+    if sys.platform.startswith("linux"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     for aid in assignments:
         gradebook.sync_assignment(aid)
 

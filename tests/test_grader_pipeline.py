@@ -404,3 +404,42 @@ def test_without_a_template_workers_are_spawned_and_grade_the_same(graded, tmp_p
         mine = json.loads(Path(workspace, "results", A, f"{sid}.json").read_text())
         assert mine["grades"] == before[sid]["grades"]
         assert mine["flags"] == before[sid]["flags"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers: Linux only")
+def test_workers_are_forked_with_the_parents_imports_frozen():
+    """Workers start with what they import already imported, and frozen (their garbage
+    collections leave it shared); the grader's own collector is back to normal after."""
+    import gc
+
+    from grader import autograde
+
+    pool = autograde._Pool(1)
+    try:
+        assert "grader.worker" in sys.modules
+        assert pool.executor.submit(gc.get_freeze_count).result(timeout=60) > 1000
+        assert gc.get_freeze_count() == 0
+    finally:
+        pool.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
+def test_gradebook_sync_runs_at_low_priority(monkeypatch):
+    """The gradebook is synced at a lower priority than the template and the first notebooks,
+    in its own thread only."""
+    import threading
+
+    from grader import autograde
+
+    seen = []
+
+    def record(aid):
+        seen.append((aid, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+
+    monkeypatch.setattr(autograde.gradebook, "sync_assignment", record)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    thread = threading.Thread(target=autograde._sync, args=(["a1", "a2"],))
+    thread.start()
+    thread.join()
+    assert seen == [("a1", min(base + 10, 19)), ("a2", min(base + 10, 19))]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base
