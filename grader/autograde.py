@@ -10,12 +10,11 @@ Time goes to the notebooks, not around them: a template process that kernels are
 (``forkserver``) and the workers start while this process plans (with the masters from the
 grader's cache, see ``master``), each worker has the kernel for its next submission started and
 answering while the current one runs, and this process only records results, in one gradebook
-session (the assignments' cells are recorded in a thread while the first notebooks run).
+session, in a thread of low priority while the notebooks run (the assignments' cells first).
 """
 
 import gc
 import hashlib
-import itertools
 import json
 import multiprocessing
 import os
@@ -182,43 +181,22 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
     return results, failures, unchanged
 
 
-def _sync(assignments):
-    """Record the assignments' notebooks and cells in the gradebook, on the CPU the template
-    and the first notebooks leave (on Linux a thread can lower its own priority)."""
+def _yield_cpu():
+    """Lower this thread's priority (Linux only: elsewhere priority is per process)."""
     if sys.platform.startswith("linux"):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    for aid in assignments:
+
+
+def _record_all(futures, bar):
+    """The gradebook's side of grading, on the CPU the template and the notebooks leave: it can
+    wait, they cannot. Records the assignments' cells (nbgrader's imports and a build: a second
+    of CPU), then each result as it comes in, in one session: ``(results, failures)``."""
+    _yield_cpu()
+    for aid in sorted({job["assignment"] for job in futures.values()}):
         gradebook.sync_assignment(aid)
-
-
-def _grade_all(pool, todo, jobs_n, progress):
-    """Submit every job to ``pool``; record each result as it comes: ``(results, failures)``."""
-    from tqdm import tqdm
-
-    from .worker import grade
-
-    # Each worker's last job starts no kernel for a next one.
-    for index, job in enumerate(todo):
-        job["next_kernel"] = index < len(todo) - jobs_n
     results, failures = [], []
-    bar = tqdm(
-        total=len(todo),
-        unit="nb",
-        desc="autograde",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    futures = {pool.submit(grade, job): job for job in todo}
-    # The gradebook learns the assignments' cells (nbgrader's imports and a build: a second of
-    # CPU) in a thread while the first notebooks run, not before they start.
-    with ThreadPoolExecutor(max_workers=1) as side:
-        synced = side.submit(_sync, sorted({job["assignment"] for job in todo}))
-        finished = as_completed(futures)
-        first = next(finished)
-        synced.result()
     with gradebook.open_gradebook() as gb:
-        for future in itertools.chain([first], finished):
+        for future in as_completed(futures):
             job = futures[future]
             name = f"{job['student']}/{job['assignment']}"
             try:
@@ -230,8 +208,34 @@ def _grade_all(pool, todo, jobs_n, progress):
                 failures.append((name, f"{type(error).__name__}: {error}"))
             bar.set_postfix_str(name, refresh=False)
             bar.update()
-    bar.close()
     return results, failures
+
+
+def _grade_all(pool, todo, jobs_n, progress):
+    """Submit every job to ``pool`` and record the results in a thread of low priority while
+    the notebooks run: ``(results, failures)``."""
+    from tqdm import tqdm
+
+    from .worker import grade
+
+    # Each worker's last job starts no kernel for a next one.
+    for index, job in enumerate(todo):
+        job["next_kernel"] = index < len(todo) - jobs_n
+    bar = tqdm(
+        total=len(todo),
+        unit="nb",
+        desc="autograde",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    futures = {pool.submit(grade, job): job for job in todo}
+    recorder = ThreadPoolExecutor(max_workers=1)
+    try:
+        return recorder.submit(_record_all, futures, bar).result()
+    finally:
+        recorder.shutdown(wait=False)  # on Ctrl+C: it ends once the pool is shut down
+        bar.close()
 
 
 def summary(ids, results, unchanged):

@@ -215,13 +215,34 @@ def _forget_kernels():
 os.register_at_fork(after_in_child=_forget_kernels)
 
 
-async def _connect(km):
-    """A client of ``km``'s kernel, once the kernel answers (what nbclient does on its own for a
-    kernel it starts)."""
+async def _connect(km, timeout=60.0):
+    """A client of ``km``'s kernel, once the kernel answers on both channels.
+
+    What jupyter_client's ``wait_for_ready`` does (nbclient's way for a kernel it starts), less
+    its last step: waiting until the kernel's output has been quiet for 0.2 s. That wait would
+    hold up each worker's first notebook; what it drains, the status messages of the kernel's
+    start, is ignored anyway: every execution reads only the replies to its own request.
+    """
+    from queue import Empty
+
     kc = km.client()
     kc.start_channels()
+    deadline = time.monotonic() + timeout
     try:
-        await kc.wait_for_ready(timeout=60)
+        while True:
+            request = kc.kernel_info()
+            try:
+                reply = await kc.shell_channel.get_msg(timeout=1)
+                if reply["parent_header"].get("msg_id") == request:
+                    # the request's busy/idle status proves the output channel connected
+                    await kc.iopub_channel.get_msg(timeout=0.2)
+                    break
+            except Empty:
+                pass
+            if not await km.is_alive():
+                raise RuntimeError("the kernel died before it answered")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the kernel did not answer in {timeout:g} s")
     except BaseException:
         kc.stop_channels()
         raise

@@ -424,22 +424,39 @@ def test_workers_are_forked_with_the_parents_imports_frozen():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
-def test_gradebook_sync_runs_at_low_priority(monkeypatch):
-    """The gradebook is synced at a lower priority than the template and the first notebooks,
-    in its own thread only."""
+def test_results_are_recorded_at_low_priority(monkeypatch):
+    """The gradebook learns the cells, then every result, in a thread of lower priority than
+    the template and the notebooks; the grader's own thread keeps its priority."""
+    import contextlib
     import threading
+    from concurrent.futures import Future
 
     from grader import autograde
 
+    class FinishedPool:
+        def submit(self, fn, job):
+            future = Future()
+            future.set_result({"student": job["student"], "assignment": job["assignment"]})
+            return future
+
+    def priority():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
     seen = []
+    monkeypatch.setattr(
+        autograde.gradebook, "sync_assignment", lambda aid: seen.append(("sync", aid, priority()))
+    )
+    monkeypatch.setattr(autograde.gradebook, "open_gradebook", contextlib.nullcontext)
 
-    def record(aid):
-        seen.append((aid, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    def save(gb, result, job):
+        seen.append(("save", job["student"], priority()))
 
-    monkeypatch.setattr(autograde.gradebook, "sync_assignment", record)
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    thread = threading.Thread(target=autograde._sync, args=(["a1", "a2"],))
-    thread.start()
-    thread.join()
-    assert seen == [("a1", min(base + 10, 19)), ("a2", min(base + 10, 19))]
-    assert os.getpriority(os.PRIO_PROCESS, 0) == base
+    monkeypatch.setattr(autograde, "_save", save)
+    base = priority()
+    todo = [{"student": sid, "assignment": "a1"} for sid in ("s1", "s2")]
+    results, failures = autograde._grade_all(FinishedPool(), todo, 1, progress=False)
+    low = min(base + 10, 19)
+    assert seen[0] == ("sync", "a1", low)
+    assert sorted(seen[1:]) == [("save", "s1", low), ("save", "s2", low)]
+    assert len(results) == 2 and failures == []
+    assert priority() == base
