@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from backprop import blas
 
-# (M, K, N) large enough for the GEMM path (at least MIN_BLAS_WORK multiply-adds) and odd
+# (M, K, N): C large enough for the GEMM path (at least MIN_BLAS_OUTPUT entries), and odd
 # enough to catch a swapped leading dimension.
-SHAPE = (96, 130, 100)
+SHAPE = (260, 130, 270)
 DTYPES = [np.float64, np.float32]
 TOLERANCE = {np.float64: 1e-12, np.float32: 2e-5}
 
@@ -66,8 +66,8 @@ def test_gemm_path_adds_the_product(dtype, order_a, order_b, alpha, rng, gemm_ca
 
 def test_transposed_views_as_the_affine_layer_passes_them(rng, gemm_calls):
     """W += -lr * x.T @ dout with x (N, D) and dout (N, M): the layer's very call."""
-    x, dout = rng.standard_normal((256, 120)), rng.standard_normal((256, 90))
-    W = rng.standard_normal((120, 90))
+    x, dout = rng.standard_normal((256, 300)), rng.standard_normal((256, 250))
+    W = rng.standard_normal((300, 250))
     want = W - 0.1 * (x.T @ dout)
     blas.add_product(W, x.T, dout, -0.1)
     np.testing.assert_allclose(W, want, rtol=1e-12, atol=1e-12)
@@ -82,7 +82,7 @@ def strided(rng, dtype):
 
 
 def overlapping(rng, dtype):
-    square = rng.standard_normal((2, 128, 128)).astype(dtype)
+    square = rng.standard_normal((2, 256, 256)).astype(dtype)
     return square[0], square[0], square[1]
 
 

@@ -82,14 +82,14 @@ class Scale:
 
 NETS = {
     # sizes where the first layer's update takes the GEMM path and where it does not
-    "relu, large": lambda dtype: Sequential.mlp((300, 200, 10), dtype=dtype, seed=1),
+    "relu, large": lambda dtype: Sequential.mlp((400, 200, 10), dtype=dtype, seed=1),
     "sigmoid, small": lambda dtype: Sequential.mlp((6, 5, 3), "sigmoid", dtype=dtype, seed=1),
     "custom layer": lambda dtype: Sequential(
         [
-            Scale(300, dtype),
-            Affine(np.full((300, 40), 0.01, dtype), np.zeros(40, dtype)),
+            Scale(400, dtype),
+            Affine(np.full((400, 200), 0.01, dtype), np.zeros(200, dtype)),
             Relu(),
-            Affine(np.full((40, 3), 0.02, dtype), np.zeros(3, dtype)),
+            Affine(np.full((200, 3), 0.02, dtype), np.zeros(3, dtype)),
         ]
     ),
 }
@@ -116,8 +116,8 @@ def test_fused_sgd_step_moves_the_parameters_like_gradient_then_sgd(name, dtype,
 
 def test_fused_step_keeps_gradients_handed_out_before(rng):
     """Arrays from an earlier ``gradient`` call are the learner's: the step never writes them."""
-    net = Sequential.mlp((300, 200, 10), seed=0)
-    x, t = rng.standard_normal((64, 300)), rng.integers(0, 10, 64)
+    net = Sequential.mlp((400, 200, 10), seed=0)
+    x, t = rng.standard_normal((64, 400)), rng.integers(0, 10, 64)
     grads = net.gradient(x, t)
     kept = {k: g.copy() for k, g in grads.items()}
     net.sgd_step(x, t, 0.1)
@@ -141,8 +141,8 @@ def test_fused_step_flattens_images_and_leaves_the_batch_alone(rng):
 
 def test_fused_step_without_numpys_openblas(rng, monkeypatch):
     monkeypatch.setattr(blas, "gemm_for", lambda dtype: None)
-    net, plain = Sequential.mlp((300, 200, 10), seed=0), Sequential.mlp((300, 200, 10), seed=0)
-    x, t = rng.standard_normal((64, 300)), rng.integers(0, 10, 64)
+    net, plain = Sequential.mlp((400, 200, 10), seed=0), Sequential.mlp((400, 200, 10), seed=0)
+    x, t = rng.standard_normal((64, 400)), rng.integers(0, 10, 64)
     net.sgd_step(x, t, 0.1)
     unfused_step(plain, x, t, 0.1)
     for key in net.params:

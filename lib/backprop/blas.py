@@ -20,9 +20,10 @@ import numpy as np
 # CBLAS constants: row-major storage, operand as stored, operand transposed.
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
-# Products with fewer multiply-adds than this go through numpy: for them the few microseconds of
-# a ctypes call outweigh what the fused update saves.
-MIN_BLAS_WORK = 1 << 20
+# Outputs with fewer entries than this go through numpy: the pass over C that GEMM saves them is
+# worth less than the few microseconds of a ctypes call, or than numpy's own GEMM call is faster
+# (a small C over a long inner dimension, e.g. a 64x64 W at a batch of 1438).
+MIN_BLAS_OUTPUT = 1 << 16
 # Symbols of the 64-bit-integer OpenBLAS that numpy >= 2.0 wheels ship, per dtype.
 SYMBOLS = {
     np.dtype(np.float64): "scipy_cblas_dgemm64_",
@@ -71,14 +72,14 @@ def _operand(a):
 
 
 def _blas_ready(C, A, B):
-    """Whether GEMM may work on these arrays in place: 2-D, matching shapes, a product of at
-    least ``MIN_BLAS_WORK`` multiply-adds, one BLAS dtype, aligned, ``C`` C-ordered and
-    writeable and sharing no memory with ``A`` or ``B``."""
+    """Whether GEMM may work on these arrays in place: 2-D, matching shapes, ``C`` of at least
+    ``MIN_BLAS_OUTPUT`` entries, one BLAS dtype, aligned, ``C`` C-ordered and writeable and
+    sharing no memory with ``A`` or ``B``."""
     arrays = (C, A, B)
     if any(not isinstance(a, np.ndarray) or a.ndim != 2 for a in arrays):
         return False
     (m, k), (k2, n) = A.shape, B.shape
-    if C.shape != (m, n) or k != k2 or m * n * k < MIN_BLAS_WORK:
+    if C.shape != (m, n) or k != k2 or k == 0 or m * n < MIN_BLAS_OUTPUT:
         return False
     if not (A.dtype == B.dtype == C.dtype) or C.dtype not in SYMBOLS:
         return False
