@@ -160,8 +160,8 @@ class _Kernels:
         return self.folder
 
     async def start_spare(self):
-        """Start a kernel for the next notebook, and connect to it in the background (a new
-        kernel's first answer takes 0.2 s: the client waits for its output to settle)."""
+        """Start a kernel for the next notebook, and connect to it in the background: by the
+        time the notebook comes, the kernel is answering."""
         if self.spare is not None:
             return
         km = await self.start(self._folder())
