@@ -219,9 +219,10 @@ async def _connect(km, timeout=60.0):
     """A client of ``km``'s kernel, once the kernel answers on both channels.
 
     What jupyter_client's ``wait_for_ready`` does (nbclient's way for a kernel it starts), less
-    its last step: waiting until the kernel's output has been quiet for 0.2 s. That wait would
-    hold up each worker's first notebook; what it drains, the status messages of the kernel's
-    start, is ignored anyway: every execution reads only the replies to its own request.
+    its last step: waiting until the kernel's output has been quiet for 0.2 s. That wait held up
+    the notebooks (one often finishes before the next kernel's wait would), and what it drains,
+    the status messages of the kernel's start, is ignored anyway: every execution reads only the
+    replies to its own request.
     """
     from queue import Empty
 

@@ -8,7 +8,8 @@ beta = 1 the update is added while the product is formed, with no temporary and 
 ``add_product`` calls that GEMM in the OpenBLAS library shipped inside numpy's wheels when it
 finds it, and otherwise computes ``C += alpha * (A @ B)`` with numpy: the same result up to
 rounding, only slower. The fallback covers other BLAS builds, dtypes other than float32 and
-float64, and operands that BLAS cannot read in place (strided views, overlapping memory).
+float64, small outputs, and operands that BLAS cannot read in place (strided views, overlapping
+memory).
 """
 
 import ctypes
@@ -20,9 +21,9 @@ import numpy as np
 # CBLAS constants: row-major storage, operand as stored, operand transposed.
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
-# Outputs with fewer entries than this go through numpy: the pass over C that GEMM saves them is
-# worth less than the few microseconds of a ctypes call, or than numpy's own GEMM call is faster
-# (a small C over a long inner dimension, e.g. a 64x64 W at a batch of 1438).
+# Outputs with fewer entries than this go through numpy: for them the pass over C that GEMM
+# saves is worth less than a ctypes call's few microseconds, and numpy's own product can be the
+# faster one (a small C over a long inner dimension, e.g. a 64x64 W at a batch of 1438).
 MIN_BLAS_OUTPUT = 1 << 16
 # Symbols of the 64-bit-integer OpenBLAS that numpy >= 2.0 wheels ship, per dtype.
 SYMBOLS = {
