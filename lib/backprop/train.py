@@ -21,9 +21,8 @@ def train(net, X_train, y_train, X_val, y_val, epochs, lr, batch_size, seed=0, c
 
     A step is ``net.sgd_step`` when the net has one (the library's nets: backward and update
     fused), else ``net.gradient`` and then ``SGD.step``. ``loss`` has one entry per step, the
-    accuracies one per epoch. ``callback(history, epoch)``,
-    when given, is called after every epoch (e.g. to redraw a plot); if it returns True the
-    run stops early.
+    accuracies one per epoch. ``callback(history, epoch)``, when given, is called after every
+    epoch (e.g. to redraw a plot); if it returns True the run stops early.
     """
     rng = np.random.default_rng(seed)
     optimiser = SGD(lr)
