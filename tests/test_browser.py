@@ -179,8 +179,14 @@ def test_training_dashboard_trains(page, lab):
     assert lr_after < lr_before, f"learning rate {lr_before} -> {lr_after}"
     page.shot("lr-moved")
 
-    dashboard.locator(".bp-train button, button.bp-train").first.click()
     bar = dashboard.locator(".bp-progress .progress-bar").first
+    # Every width the bar takes, however briefly: a short run can fill it between two samples.
+    bar.evaluate(
+        "el => { window.bpWidths = [];"
+        " new MutationObserver(() => window.bpWidths.push(el.style.width || '0'))"
+        ".observe(el, {attributes: true, attributeFilter: ['style']}); }"
+    )
+    dashboard.locator(".bp-train button, button.bp-train").first.click()
     frames, widths = set(), []
     for _ in range(600):  # sample the picture and the bar while it trains (up to ~60 s)
         frames.update(plot.locator("img").evaluate_all("imgs => imgs.map(i => i.src)"))
@@ -190,7 +196,10 @@ def test_training_dashboard_trains(page, lab):
         page.wait_for_timeout(100)
     page.shot("trained")
     assert widths[-1] >= 100, f"progress bar stopped at {widths[-1]} %"
-    assert len({w for w in widths if 0 < w < 100}) >= 1 or widths[0] < widths[-1], widths
+    observed = [number(w) for w in page.evaluate("window.bpWidths")]
+    assert observed and any(w < 100 for w in observed[:-1]) and observed[-1] >= 100, (
+        f"the bar did not advance during the run: {observed}"
+    )
     # A short run draws only its last frame, which JupyterLab may show a moment after the bar.
     try:
         page.wait_for_function(
