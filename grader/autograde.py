@@ -25,7 +25,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import course, gradebook, runner
-from .master import Master
 from .runner import Limits
 from .table import format_table
 
@@ -49,6 +48,8 @@ def _key(path, master, limits):
 
 def plan(ids, limits, force=False):
     """``(jobs, unchanged)``: submissions to grade, and how many are already up to date."""
+    from .master import Master
+
     submitted = course.folder("submitted")
     jobs, unchanged = [], 0
     for aid in ids:
@@ -121,11 +122,12 @@ class _Pool:
         self.template = Template(env=runner.kernel_env())  # first: its imports take longest
         forked = self.template.address is not None
         if forked:
-            # What every worker imports, imported once here instead of once per worker, and
-            # frozen while they are forked: their garbage collections then leave it alone and
-            # its memory stays shared (as the gc module's docs advise before a fork).
+            # What every worker imports and looks up, done once here instead of once per worker,
+            # and frozen while they are forked: their garbage collections then leave it alone
+            # and its memory stays shared (as the gc module's docs advise before a fork).
             from . import worker  # noqa: F401
 
+            runner.load_kernel_machinery()
             gc.freeze()
         self.executor = ProcessPoolExecutor(
             max_workers=jobs_n,

@@ -11,8 +11,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from . import course
-from .master import Master
+from . import course, nbgrader_parts
 
 COURSE_ID = "backprop-from-scratch"
 
@@ -22,6 +21,7 @@ def schema_head():
     """The newest revision of nbgrader's database schema, read from its migration scripts; None
     unless there is exactly one. nbgrader stamps a new gradebook with it, found by running
     ``alembic heads`` in a new process: 3-4 s of the first ``autograde``."""
+    nbgrader_parts.load()
     from nbgrader.dbutil import ALEMBIC_DIR
 
     revisions, parents = set(), set()
@@ -43,6 +43,7 @@ def schema_head():
 @contextlib.contextmanager
 def open_gradebook():
     """nbgrader's ``Gradebook`` on the workspace's database, created when missing."""
+    nbgrader_parts.load()
     import nbgrader.api
     from nbgrader.api import Gradebook
 
@@ -57,6 +58,8 @@ def open_gradebook():
 
 def sync_assignment(assignment):
     """Record ``assignment``'s notebooks and cells in the gradebook (before its grades)."""
+    from .master import Master
+
     with open_gradebook() as gb:
         gb.update_or_create_assignment(assignment)
     logging.getLogger("traitlets").setLevel(logging.ERROR)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import course
+from . import course, nbgrader_parts
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
@@ -79,6 +79,7 @@ def hidden_lines(graded_nb, released_nb):
 
 
 def _preprocessors(config, names):
+    nbgrader_parts.load()
     from nbgrader import preprocessors as pp
 
     return [getattr(pp, name)(config=config) for name in names]

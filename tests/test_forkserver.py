@@ -157,3 +157,67 @@ def test_a_clients_kernels_end_with_its_connection(template, tmp_path):
     runner._KERNELS.forks.close()  # as when a worker dies
     wait_for_end(km.provisioner.pid)
     assert template.process.poll() is None, "the template serves the other workers on"
+
+
+# A template whose imports, warm-up and kernels are stand-ins that note when they happen: the
+# warm-up waits (up to 10 s) for a kernel forked before it, and notes either way.
+ORDERED_TEMPLATE = """
+import os, sys, time
+from grader import forkserver
+
+listener, log = int(sys.argv[1]), sys.argv[2]
+
+
+def note(what):
+    with open(log, "a") as f:
+        f.write(what + "\\n")
+
+
+def imports(names):
+    time.sleep(0.5)  # the request below comes in meanwhile
+    note("imported")
+
+
+def warm_up():
+    deadline = time.monotonic() + 10
+    while "forked" not in open(log).read() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    note("warmed")
+
+
+def kernel(request, parent, close=()):
+    note("forked")
+    os._exit(0)
+
+
+forkserver._preload, forkserver._warm_up, forkserver._kernel = imports, warm_up, kernel
+forkserver.serve(listener)
+"""
+
+
+def test_kernels_asked_for_during_the_imports_do_not_wait_for_the_warm_up(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    log, address = tmp_path / "log", str(tmp_path / "template.sock")
+    log.write_text("")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(address)
+        listener.listen(8)
+        template = subprocess.Popen(
+            [sys.executable, "-c", ORDERED_TEMPLATE, str(listener.fileno()), str(log)],
+            stdin=subprocess.PIPE,
+            pass_fds=[listener.fileno()],
+        )
+    client = forkserver.TemplateClient(address)
+    try:
+        assert client.fork(["-f", "unused.json"], tmp_path, {}) is not None
+        deadline = time.monotonic() + 20
+        while "warmed" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        client.close()
+        template.stdin.close()
+        template.wait(timeout=10)
+    assert log.read_text().split() == ["imported", "forked", "warmed"]

@@ -1,4 +1,5 @@
-"""The grader's own reading of nbgrader's schema version stays what ``alembic`` reports."""
+"""The grader's own reading of nbgrader's schema version stays what ``alembic`` reports, and the
+gradebook opens without nbgrader's server extensions."""
 
 import subprocess
 import sys
@@ -23,3 +24,31 @@ def test_a_new_gradebook_is_stamped_with_it(tmp_path, monkeypatch):
     (db,) = tmp_path.rglob("gradebook.db")
     (version,) = sqlite3.connect(db).execute("SELECT version_num FROM alembic_version").fetchone()
     assert version == gradebook.schema_head()
+
+
+PARTS = """
+import json, sys
+from grader import gradebook, master
+
+with gradebook.open_gradebook() as gb:
+    gb.add_student("ann")
+master._preprocessors(None, ["SaveCells"])  # what recording a master's cells imports
+loaded = sorted(m for m in sys.modules if m.startswith("nbgrader.server_extensions"))
+import nbgrader  # the package itself is whole again on its first use
+
+points = nbgrader._jupyter_server_extension_points()
+print(json.dumps({"loaded": loaded, "version": nbgrader.__version__,
+                  "extensions": [p["module"] for p in points]}))
+"""
+
+
+def test_the_gradebook_opens_without_nbgraders_server_extensions(tmp_path):
+    import json
+
+    env = course.nbgrader_env() | {course.WORKSPACE_ENV: str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", PARTS], env=env, capture_output=True, text=True, check=True
+    )
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["loaded"] == [], "opening the gradebook loaded nbgrader's server extensions"
+    assert seen["version"] and seen["extensions"] == ["nbgrader"]

@@ -8,6 +8,7 @@ import html
 import json
 import os
 import re
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -421,6 +422,40 @@ def test_workers_are_forked_with_the_parents_imports_frozen():
         assert gc.get_freeze_count() == 0
     finally:
         pool.close()
+
+
+def test_the_template_starts_before_the_graders_heavy_imports():
+    """``autograde`` starts its template process (1 s of imports) first: what it imports up to
+    then is only the standard library and the grader's light modules."""
+    code = (
+        "import sys\n"
+        "import grader.__main__, grader.autograde, grader.forkserver, grader.runner\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy = {"nbformat", "nbclient", "jupyter_client", "nbgrader", "zmq", "numpy"}
+    assert heavy.isdisjoint(out.stdout.split())
+
+
+FORKED_WORKER = """
+import sys
+from grader import autograde
+
+pool = autograde._Pool(1)  # its worker is forked from this process, now
+pool.close()
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers: Linux")
+def test_workers_are_forked_with_the_kernel_machinery_loaded():
+    """What a worker's first kernel start needs (nbclient, jupyter_client's kernel manager and
+    kernel specs) is loaded once, in the grader, before its workers are forked from it."""
+    out = subprocess.run(
+        [sys.executable, "-c", FORKED_WORKER], capture_output=True, text=True, check=True
+    )
+    loaded = set(out.stdout.split())
+    assert {"nbclient", "jupyter_client.manager", "jupyter_client.kernelspec"} <= loaded
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
