@@ -7,10 +7,11 @@ notebook, the assignment's tests or the time limits changed (the key of its last
 when the grader itself failed.
 
 Time goes to the notebooks, not around them: a template process that kernels are forked from
-(``forkserver``) and the workers start while this process plans (with the masters from the
-grader's cache, see ``master``), each worker has the kernel for its next submission started and
-answering while the current one runs, and this process only records results, in one gradebook
-session, in a thread of low priority while the notebooks run (the assignments' cells first).
+(``forkserver``), started before this process's own heavy imports, and the workers start while
+this process plans (with the masters from the grader's cache, see ``master``), each worker has
+the kernel for its next submission started and answering while the current one runs, and this
+process only records results, in one gradebook session, in a thread of low priority while the
+notebooks run (the assignments' cells first).
 """
 
 import gc
