@@ -23,6 +23,9 @@ GEMM_SIZE = 512
 GEMM_FLOPS = 2 * GEMM_SIZE**3
 ROUNDS = 21
 LARGE = {(784, 256, 10), (784, 1024, 1024, 10)}
+# The issue's targets: the larger nets at most LARGE_RATIO x PyTorch's step time and at least
+# LARGE_SHARE % of the GEMM peak; batch 32 at most SMALL_RATIO x PyTorch's.
+LARGE_RATIO, LARGE_SHARE, SMALL_RATIO = 1.0, 75, 0.5
 
 
 def step_flops(sizes, n):
@@ -129,8 +132,8 @@ def measure():
             gflops = flops / times["numpy"] / 1e9
 
             def share(name, flops=flops, times=times):
-                """The step's FLOP rate over the GEMM's, both from the same round."""
-                return f"{100 * flops / GEMM_FLOPS * times.ratio('gemm', name):.0f} %"
+                """The step's FLOP rate over the GEMM's, both from the same round, in %."""
+                return 100 * flops / GEMM_FLOPS * times.ratio("gemm", name)
 
             name = "-".join(map(str, sizes))
             row = [name, f"{label} ({len(X)})", np.dtype(dtype).name, f"{times['numpy'] * 1e3:.3f}"]
@@ -145,9 +148,11 @@ def measure():
                     f"{times.ratio('gemms', 'torch'):.2f}x",
                 ]
                 grad_cells = [f"{d:.1e}" for d in grad_differences(torch, sizes, X, y, dtype)]
-            shares = [share("numpy"), share("gemms")]
-            shares.append("not installed" if torch is None else share("torch"))
+            shares = [f"{share(name):.0f} %" for name in ("numpy", "gemms")]
+            shares.append("not installed" if torch is None else f"{share('torch'):.0f} %")
+            against_torch = None if torch is None else times.ratio("numpy", "torch")
             row += [f"{gflops:.1f}", *shares, target(sizes, n)]
+            row.append(verdict(sizes, n, against_torch, share("numpy")))
             step_rows.append(row)
             grad_rows.append([name, f"{label} ({len(X)})", np.dtype(dtype).name, *grad_cells])
     return peaks, step_rows, grad_rows
@@ -156,10 +161,25 @@ def measure():
 def target(sizes, n):
     """The issue's target for this case, as text."""
     if tuple(sizes) in LARGE:
-        return "<= 1.0x, >= 75 % of peak"
+        return f"<= {LARGE_RATIO}x, >= {LARGE_SHARE} % of peak"
     if n == 32:
-        return "<= 0.5x"
+        return f"<= {SMALL_RATIO}x"
     return ""
+
+
+def verdict(sizes, n, against_torch, share):
+    """ "met" or "missed" for a case with a target ("" without one): the step's time over
+    PyTorch's (None when PyTorch is not installed: only the share is judged) and its share of
+    the GEMM peak in %."""
+    if tuple(sizes) in LARGE:
+        met = share >= LARGE_SHARE and (against_torch is None or against_torch <= LARGE_RATIO)
+    elif n == 32:
+        if against_torch is None:
+            return "not measured"
+        met = against_torch <= SMALL_RATIO
+    else:
+        return ""
+    return "met" if met else "missed"
 
 
 def run():
@@ -185,6 +205,7 @@ def run():
                 "its matrix products alone: share",
                 "PyTorch's share",
                 "target",
+                "",
             ],
             step_rows,
         ),
