@@ -148,8 +148,8 @@ def measure():
                     f"{times.ratio('gemms', 'torch'):.2f}x",
                 ]
                 grad_cells = [f"{d:.1e}" for d in grad_differences(torch, sizes, X, y, dtype)]
-            shares = [f"{share(name):.0f} %" for name in ("numpy", "gemms")]
-            shares.append("not installed" if torch is None else f"{share('torch'):.0f} %")
+            shares = [f"{share(name):.1f} %" for name in ("numpy", "gemms")]
+            shares.append("not installed" if torch is None else f"{share('torch'):.1f} %")
             against_torch = None if torch is None else times.ratio("numpy", "torch")
             row += [f"{gflops:.1f}", *shares, target(sizes, n)]
             row.append(verdict(sizes, n, against_torch, share("numpy")))
