@@ -57,14 +57,74 @@ def open_gradebook():
 
 
 def sync_assignment(assignment):
-    """Record ``assignment``'s notebooks and cells in the gradebook (before its grades)."""
+    """Record ``assignment``'s notebooks and cells in the gradebook (before its grades), unless
+    it holds them already as its masters have them: then nbgrader's preprocessors are neither
+    imported nor run (half a second of every later ``autograde``)."""
     from .master import Master
 
+    paths = course.source_notebooks(assignment)
     with open_gradebook() as gb:
         gb.update_or_create_assignment(assignment)
+        if all(_recorded(gb, Master.load(path, assignment)) for path in paths):
+            return
     logging.getLogger("traitlets").setLevel(logging.ERROR)
-    for path in course.source_notebooks(assignment):
+    for path in paths:
         Master.load(path, assignment, course.db_url())
+
+
+def _cells_to_record(nb):
+    """What nbgrader's SaveCells records of notebook ``nb``'s cells, by kind and grade_id:
+    ``{"grade": {id: (points, cell type)}, "solution": {id: ()}, "task": {...} like grade,
+    "source": {id: (cell type, locked, source, checksum)}}``."""
+    from nbgrader import utils
+
+    cells = {"grade": {}, "solution": {}, "task": {}, "source": {}}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        gid = meta.get("grade_id")
+        if utils.is_grade(cell):
+            cells["grade"][gid] = (float(meta["points"]), cell.cell_type)
+        if utils.is_solution(cell):
+            cells["solution"][gid] = ()
+        if utils.is_task(cell):
+            cells["task"][gid] = (float(meta["points"]), cell.cell_type)
+        if (
+            utils.is_grade(cell)
+            or utils.is_solution(cell)
+            or utils.is_locked(cell)
+            or utils.is_task(cell)
+        ):
+            cells["source"][gid] = (
+                cell.cell_type,
+                utils.is_locked(cell),
+                cell.source,
+                meta.get("checksum"),
+            )
+    return cells
+
+
+def _recorded_cells(notebook):
+    """The same as ``_cells_to_record``, read from nbgrader's record of a notebook."""
+    return {
+        "grade": {c.name: (c.max_score, c.cell_type) for c in notebook.grade_cells},
+        "solution": {c.name: () for c in notebook.solution_cells},
+        "task": {c.name: (c.max_score, c.cell_type) for c in notebook.task_cells},
+        "source": {
+            c.name: (c.cell_type, c.locked, c.source, c.checksum) for c in notebook.source_cells
+        },
+    }
+
+
+def _recorded(gb, master):
+    """True when the open gradebook ``gb`` holds ``master``'s notebook with its cells as they
+    are."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        notebook = gb.find_notebook(master.name, master.assignment)
+    except MissingEntry:
+        return False
+    return _recorded_cells(notebook) == _cells_to_record(master.graded_nb())
 
 
 def record(gb, result, timestamp=None):

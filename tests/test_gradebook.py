@@ -1,10 +1,19 @@
-"""The grader's own reading of nbgrader's schema version stays what ``alembic`` reports, and the
-gradebook opens without nbgrader's server extensions."""
+"""The grader's own reading of nbgrader's schema version stays what ``alembic`` reports, the
+gradebook opens without nbgrader's server extensions, and an assignment's cells are recorded
+again only when they changed."""
 
 import subprocess
 import sys
+from pathlib import Path
 
-from grader import course, gradebook
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
+
+import tiny_course as tiny  # noqa: E402
+
+from grader import course, gradebook, master  # noqa: E402
 
 
 def test_schema_head_is_what_alembic_reports(tmp_path):
@@ -52,3 +61,57 @@ def test_the_gradebook_opens_without_nbgraders_server_extensions(tmp_path):
     seen = json.loads(out.stdout.splitlines()[-1])
     assert seen["loaded"] == [], "opening the gradebook loaded nbgrader's server extensions"
     assert seen["version"] and seen["extensions"] == ["nbgrader"]
+
+
+@pytest.fixture
+def tiny_source(tmp_path, monkeypatch):
+    """The tiny course's source notebook, a cache and a workspace of this test's own."""
+    monkeypatch.setenv(course.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
+    monkeypatch.setattr(course, "SOURCE", tmp_path / "solutions")
+    return tiny.write_source(course.SOURCE)
+
+
+@pytest.fixture
+def recordings(monkeypatch):
+    """Counts the builds that record a master's cells in a gradebook (nbgrader's SaveCells)."""
+    count = []
+    real = master.build
+
+    def build(source_path, assignment, db_url=None):
+        if db_url:
+            count.append(source_path)
+        return real(source_path, assignment, db_url)
+
+    monkeypatch.setattr(master, "build", build)
+    return count
+
+
+def recorded_points(grade_id):
+    with gradebook.open_gradebook() as gb:
+        return gb.find_grade_cell(grade_id, tiny.NOTEBOOK, tiny.ASSIGNMENT).max_score
+
+
+def test_cells_already_in_the_gradebook_are_not_recorded_again(tiny_source, recordings):
+    gradebook.sync_assignment(tiny.ASSIGNMENT)
+    gradebook.sync_assignment(tiny.ASSIGNMENT)
+    assert len(recordings) == 1, "the second sync recorded unchanged cells again"
+
+
+@pytest.mark.parametrize("change", ["points", "locked source"])
+def test_changed_cells_are_recorded_again(tiny_source, recordings, change):
+    gradebook.sync_assignment(tiny.ASSIGNMENT)
+    nb = nbformat.read(tiny_source, as_version=4)
+    if change == "points":
+        cell = next(c for c in nb.cells if master.grade_id(c) == "test_add")
+        cell.metadata["nbgrader"]["points"] = 5
+    else:
+        cell = next(c for c in nb.cells if master.grade_id(c) == "setup")
+        cell.source += "\nimport math"
+    nbformat.write(nb, tiny_source)
+    gradebook.sync_assignment(tiny.ASSIGNMENT)
+    assert len(recordings) == 2
+    gradebook.sync_assignment(tiny.ASSIGNMENT)
+    assert len(recordings) == 2
+    if change == "points":
+        assert recorded_points("test_add") == 5
