@@ -337,18 +337,7 @@ def run():
         return section("Grading throughput", body)
     assignment = assignments[0]
     load_before = os.getloadavg()[0]
-    samples = []
-    with tempfile.TemporaryDirectory(prefix="bench-class-") as folder:
-        make_class(assignment, folder)
-        warm_masters(assignment)
-        for _ in range(ROUNDS):
-            samples.append(
-                {
-                    "plain": _plain(folder),
-                    "j1": _autograde(assignment, folder, 1),
-                    "j2": _autograde(assignment, folder, 2),
-                }
-            )
+    samples = _rounds(assignment, ROUNDS)
     load_after = os.getloadavg()[0]
     heavier = _heavier_notebook(assignments[-1]) if len(assignments) > 1 else []
     scaling = two_core_scaling()
@@ -392,18 +381,29 @@ def run():
     )
 
 
-def _heavier_notebook(assignment, rounds=2):
-    """A note on ``-j 2`` against ``-j 1`` for a class of ``assignment``, a notebook that does
-    more work than the first (not judged: in the table's class, whose notebook runs in a
-    quarter of a second, what each submission costs besides its own code weighs most)."""
-    ratios, paces = [], []
+def _rounds(assignment, rounds, plain=True):
+    """``rounds`` samples ``{"plain", "j1", "j2"}`` (see ``_timed``; without "plain" when
+    ``plain`` is False), the runs of a round one after the other, on a new class of
+    ``assignment``."""
+    samples = []
     with tempfile.TemporaryDirectory(prefix="bench-class-") as folder:
         make_class(assignment, folder)
         warm_masters(assignment)
         for _ in range(rounds):
-            j1, j2 = _autograde(assignment, folder, 1), _autograde(assignment, folder, 2)
-            ratios.append(j1["wall"] / j2["wall"])
-            paces.append(j1["steady"])
+            sample = {"plain": _plain(folder)} if plain else {}
+            for jobs in (1, 2):
+                sample[f"j{jobs}"] = _autograde(assignment, folder, jobs)
+            samples.append(sample)
+    return samples
+
+
+def _heavier_notebook(assignment, rounds=2):
+    """A note on ``-j 2`` against ``-j 1`` for a class of ``assignment``, a notebook that does
+    more work than the first (not judged: in the table's class, whose notebook runs in a
+    quarter of a second, what each submission costs besides its own code weighs most)."""
+    samples = _rounds(assignment, rounds, plain=False)
+    ratios = [s["j1"]["wall"] / s["j2"]["wall"] for s in samples]
+    paces = [s["j1"]["steady"] for s in samples]
     return [
         f"Not judged, for scale: on `{assignment}`, whose notebook does more work"
         f" ({statistics.median(paces):.2f} s per submission at `-j 1` after the first),"

@@ -40,3 +40,20 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """The masters built with nbgrader's preprocessors while the test runs, one entry per build:
+    the gradebook its cells were recorded in (None for a build that records nothing)."""
+    from grader import master
+
+    made = []
+    real = master.build
+
+    def build(source_path, assignment, db_url=None):
+        made.append(db_url)
+        return real(source_path, assignment, db_url)
+
+    monkeypatch.setattr(master, "build", build)
+    return made
