@@ -6,6 +6,7 @@ jupyter_client manages a forked kernel as any other: ``ForkedProvisioner`` repla
 is not this Python's ipykernel, a template that died), the kernel is launched the usual way.
 """
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -65,7 +66,10 @@ class ForkedProvisioner(LocalProvisioner):
         cwd = kwargs.get("cwd") or os.getcwd()
         pid = None
         if self.template is not None and args is not None:
-            pid = self.template.fork(args, cwd, kwargs.get("env", os.environ))
+            # In a thread: the template may be busy (importing, warming up) for a while, and the
+            # caller's event loop has a notebook to run meanwhile.
+            env = kwargs.get("env", os.environ)
+            pid = await asyncio.to_thread(self.template.fork, args, cwd, env)
         if pid is None:
             return await super().launch_kernel(cmd, **kwargs)
         self.process = ForkedKernel(pid)

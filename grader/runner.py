@@ -273,8 +273,6 @@ async def _enter(client, cwd):
 
 async def _attempt(nb, cwd, limits, deadline, log, next_kernel):
     """Run every code cell once in a new kernel; raises _Restart when the kernel is lost."""
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
     client = _client(nb, cwd, limits, deadline)
     client.km, client.kc = await _KERNELS.take_spare()
     moved = client.km is not None
@@ -284,32 +282,44 @@ async def _attempt(nb, cwd, limits, deadline, log, next_kernel):
     async with client.async_setup_kernel():
         if moved:
             await _enter(client, cwd)
-        if next_kernel:
-            await _KERNELS.start_spare()
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            cell.outputs, cell.execution_count = [], None
-            if log.events.get(index) in (CRASHED, TIMEOUT):
-                _mark(cell, log.events[index], limits)
-                continue
-            if time.monotonic() >= deadline:
-                log.events[index] = NOT_RUN
-                _mark(cell, NOT_RUN, limits)
-                continue
-            try:
-                await client.async_execute_cell(cell, index)
-            except CellTimeoutError:
-                log.events[index] = TIMEOUT
-                _mark(cell, TIMEOUT, limits)
-                if not await _recovered(client, limits):
-                    raise _Restart(index) from None
-            except DeadKernelError:
-                log.events[index] = CRASHED
-                _mark(cell, CRASHED, limits)
-                raise _Restart(index) from None
-            log.reached = index
+        # The next notebook's kernel is asked for while this one's cells run.
+        starting = asyncio.ensure_future(_KERNELS.start_spare()) if next_kernel else None
+        try:
+            await _run_cells(client, nb, limits, deadline, log)
+        finally:
+            if starting is not None:
+                # only a head start: a kernel that failed to start is started again when needed
+                await asyncio.gather(starting, return_exceptions=True)
         await _kill(client.km)
+
+
+async def _run_cells(client, nb, limits, deadline, log):
+    """Run ``nb``'s code cells in ``client``'s kernel, noting in ``log`` what went wrong."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        cell.outputs, cell.execution_count = [], None
+        if log.events.get(index) in (CRASHED, TIMEOUT):
+            _mark(cell, log.events[index], limits)
+            continue
+        if time.monotonic() >= deadline:
+            log.events[index] = NOT_RUN
+            _mark(cell, NOT_RUN, limits)
+            continue
+        try:
+            await client.async_execute_cell(cell, index)
+        except CellTimeoutError:
+            log.events[index] = TIMEOUT
+            _mark(cell, TIMEOUT, limits)
+            if not await _recovered(client, limits):
+                raise _Restart(index) from None
+        except DeadKernelError:
+            log.events[index] = CRASHED
+            _mark(cell, CRASHED, limits)
+            raise _Restart(index) from None
+        log.reached = index
 
 
 async def _kill(km):

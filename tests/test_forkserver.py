@@ -221,3 +221,40 @@ def test_kernels_asked_for_during_the_imports_do_not_wait_for_the_warm_up(tmp_pa
         template.stdin.close()
         template.wait(timeout=10)
     assert log.read_text().split() == ["imported", "forked", "warmed"]
+
+
+def test_asking_the_template_for_a_kernel_leaves_the_event_loop_free(tmp_path):
+    """A worker's loop runs the current notebook while the template forks the next kernel (the
+    template may still be importing or warming up)."""
+    import asyncio
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from grader.provisioner import ForkedProvisioner
+
+    class SlowTemplate:
+        def fork(self, argv, cwd, env):
+            time.sleep(0.3)
+            return os.getpid()  # a live process stands in for the kernel
+
+    async def launch():
+        ticks = []
+
+        async def tick():
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.005)
+
+        ticking = asyncio.ensure_future(tick())
+        spec = KernelSpecManager().get_kernel_spec("python3")
+        provisioner = ForkedProvisioner(kernel_id="test", kernel_spec=spec, parent=None)
+        provisioner.template = SlowTemplate()
+        cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", str(tmp_path / "k.json")]
+        await provisioner.launch_kernel(cmd, cwd=str(tmp_path))
+        ticking.cancel()
+        return provisioner.pid, len(ticks)
+
+    pid, ticks = asyncio.run(launch())
+    assert pid == os.getpid()
+    assert ticks > 5, "the loop stood still while the template forked"
