@@ -109,6 +109,16 @@ def _client(nb, cwd, limits, deadline):
     )
 
 
+def _starter(cwd):
+    """A client of an empty notebook in ``cwd`` with a kernel manager (``km``), no kernel yet:
+    what starts a kernel before its notebook is known."""
+    import nbformat
+
+    starter = _client(nbformat.v4.new_notebook(), cwd, Limits(), deadline=0.0)
+    starter.km = starter.create_kernel_manager()
+    return starter
+
+
 class _Kernels:
     """This process's kernel started ahead, for the next notebook (at most one)."""
 
@@ -126,10 +136,7 @@ class _Kernels:
 
     async def start(self, cwd):
         """A kernel manager with a new python3 kernel started in ``cwd`` (not yet answering)."""
-        import nbformat
-
-        starter = _client(nbformat.v4.new_notebook(), cwd, Limits(), deadline=0.0)
-        starter.km = starter.create_kernel_manager()
+        starter = _starter(cwd)
         if self.forks is not None:
             from .provisioner import ForkedProvisioner
 
@@ -384,10 +391,7 @@ def load_kernel_machinery():
     """Do the one-off work of this process's first kernel start that does not start one: import
     nbclient and jupyter_client's kernel manager, and find the python3 kernel's spec (0.1 s). A
     grader calls this before it forks its workers, which then start with it done."""
-    import nbformat
-
-    starter = _client(nbformat.v4.new_notebook(), os.getcwd(), Limits(), deadline=0.0)
-    return starter.create_kernel_manager().kernel_spec
+    return _starter(os.getcwd()).km.kernel_spec
 
 
 def prepare(template=True):
