@@ -49,7 +49,7 @@ test: install-test
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m bench
+	$(BIN)/python -m bench
 
 lint: install-test
 	$(BIN)/ruff check .

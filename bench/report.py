@@ -4,6 +4,8 @@ import os
 import platform
 from importlib import metadata
 
+from . import THREAD_VARIABLES
+
 
 def table(headers, rows):
     """A markdown table; cells are converted with ``str``."""
@@ -39,14 +41,24 @@ def blas():
         return "unknown"
 
 
+def blas_threads():
+    """The thread count numpy's BLAS computes with: read from numpy's bundled OpenBLAS, else
+    what the environment asks of it."""
+    from backprop.blas import threads
+
+    count = threads()
+    if count is not None:
+        return count
+    return ", ".join(f"{name}={os.environ.get(name, 'unset')}" for name in THREAD_VARIABLES)
+
+
 def header():
     """Machine and versions, for the top of the results."""
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
     packages = ["numpy", "torch", "nbclient", "nbgrader", "jupyterlab", "ipywidgets"]
     rows = [
         ("CPU cores", os.cpu_count()),
         ("processor", platform.processor() or platform.machine()),
-        ("OPENBLAS_NUM_THREADS", threads),
+        ("BLAS threads", blas_threads()),
         ("python", platform.python_version()),
         ("BLAS", blas()),
     ] + [(name, version(name)) for name in packages]

@@ -9,7 +9,7 @@ beta = 1 the update is added while the product is formed, with no temporary and 
 finds it, and otherwise computes ``C += alpha * (A @ B)`` with numpy: the same result up to
 rounding, only slower. The fallback covers other BLAS builds, dtypes other than float32 and
 float64, small outputs, and operands that BLAS cannot read in place (strided views, overlapping
-memory).
+memory). ``threads()`` tells how many threads that library computes a product with.
 """
 
 import ctypes
@@ -31,6 +31,8 @@ SYMBOLS = {
     np.dtype(np.float32): "scipy_cblas_sgemm64_",
 }
 SCALARS = {np.dtype(np.float64): ctypes.c_double, np.dtype(np.float32): ctypes.c_float}
+# Its thread count (set by OPENBLAS_NUM_THREADS when numpy is imported).
+THREADS = "scipy_openblas_get_num_threads64_"
 
 
 def _library_files():
@@ -42,22 +44,42 @@ def _library_files():
 
 
 @functools.cache
+def _openblas():
+    """numpy's bundled OpenBLAS, loaded with ctypes, or None when it is not found."""
+    for path in _library_files():
+        try:
+            library = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        if all(hasattr(library, symbol) for symbol in SYMBOLS.values()):
+            return library
+    return None
+
+
+@functools.cache
 def gemm_for(dtype):
     """The ctypes GEMM function for ``dtype`` from numpy's bundled OpenBLAS, or None."""
     dtype = np.dtype(dtype)
-    if dtype not in SYMBOLS:
+    library = _openblas()
+    if dtype not in SYMBOLS or library is None:
         return None
-    for path in _library_files():
-        try:
-            gemm = getattr(ctypes.CDLL(str(path)), SYMBOLS[dtype])
-        except (OSError, AttributeError):
-            continue
-        size, scalar, pointer = ctypes.c_int64, SCALARS[dtype], ctypes.c_void_p
-        gemm.restype = None
-        gemm.argtypes = [ctypes.c_int] * 3 + [size] * 3 + [scalar, pointer, size]
-        gemm.argtypes += [pointer, size, scalar, pointer, size]
-        return gemm
-    return None
+    gemm = getattr(library, SYMBOLS[dtype])
+    size, scalar, pointer = ctypes.c_int64, SCALARS[dtype], ctypes.c_void_p
+    gemm.restype = None
+    gemm.argtypes = [ctypes.c_int] * 3 + [size] * 3 + [scalar, pointer, size]
+    gemm.argtypes += [pointer, size, scalar, pointer, size]
+    return gemm
+
+
+def threads():
+    """How many threads numpy's bundled OpenBLAS computes a product with, or None when it is
+    not found (another BLAS, whose threads only its own environment variables tell)."""
+    library = _openblas()
+    get = getattr(library, THREADS, None) if library is not None else None
+    if get is None:
+        return None
+    get.restype = ctypes.c_int
+    return int(get())
 
 
 def _operand(a):

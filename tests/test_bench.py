@@ -1,0 +1,192 @@
+"""The benchmarks' own logic: what they count, how they pair rounds, how they judge a target,
+and the class of submissions they grade. No figure is timed here (see ``bench/``)."""
+
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from conftest import REPO
+
+from bench import grading, step
+from bench.report import blas_threads
+from bench.timing import Rounds, interleaved
+
+THREADS_OF_NUMPY = "from backprop.blas import threads; print(threads())"
+
+
+def _threads_in_new_process(code, **env):
+    """What ``code`` prints in a new Python process with ``env`` added to this one's."""
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env=os.environ | env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout.strip()
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="numpy's bundled OpenBLAS is looked up on Linux"
+)
+def test_the_benchmarks_run_numpy_on_one_blas_thread():
+    """``python -m bench`` asks for one thread itself, whatever the environment says; without
+    it, numpy takes what the environment says (so the check can fail)."""
+    many = {"OPENBLAS_NUM_THREADS": "2"}
+    assert _threads_in_new_process(THREADS_OF_NUMPY, **many) == "2"
+    assert _threads_in_new_process(f"import bench; {THREADS_OF_NUMPY}", **many) == "1"
+    header = "import bench; from bench.report import header; print(header())"
+    assert "| BLAS threads | 1 |" in _threads_in_new_process(header, **many)
+
+
+def test_the_header_says_what_the_environment_asks_of_another_blas(monkeypatch):
+    """Where numpy's bundled OpenBLAS is not found (another BLAS), the header shows the thread
+    variables instead of a count."""
+    from backprop import blas
+
+    monkeypatch.setattr(blas, "threads", lambda: 5)
+    assert blas_threads() == 5
+    monkeypatch.setattr(blas, "threads", lambda: None)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    shown = "OPENBLAS_NUM_THREADS=3, OMP_NUM_THREADS=2, MKL_NUM_THREADS=unset"
+    assert blas_threads() == shown
+
+
+# -- the training step -------------------------------------------------------------------------
+
+
+def test_step_flops_count_every_product_but_the_first_layers_dx():
+    n = 128
+    first = 2 * n * 784 * 256  # forward, and dW; no dx for the data
+    second = 2 * n * 256 * 10  # forward, dW and dx
+    assert step.step_flops((784, 256, 10), n) == 2 * first + 3 * second
+    deep = step.step_flops((784, 1024, 1024, 10), 256)
+    assert deep == 256 * (4 * 784 * 1024 + 6 * 1024 * 1024 + 6 * 1024 * 10)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "n", "against_torch", "share", "expected"),
+    [
+        ((784, 256, 10), 128, 0.9, 75.0, "met"),
+        ((784, 256, 10), 128, 0.9, 74.9, "missed"),
+        ((784, 256, 10), 128, 1.01, 90.0, "missed"),
+        ((784, 1024, 1024, 10), 256, 1.0, 80.0, "met"),
+        ((784, 1024, 1024, 10), 256, None, 80.0, "met"),  # no PyTorch: the share alone
+        ((784, 1024, 1024, 10), 256, None, 70.0, "missed"),
+        ((64, 64, 10), 32, 0.5, 5.0, "met"),
+        ((64, 64, 10), 32, 0.51, 50.0, "missed"),
+        ((64, 64, 10), 32, None, 50.0, "not measured"),
+        ((64, 64, 10), None, 2.0, 5.0, ""),  # the full batch has no target
+    ],
+)
+def test_step_verdicts_follow_the_targets(sizes, n, against_torch, share, expected):
+    assert step.verdict(sizes, n, against_torch, share) == expected
+
+
+def test_ratios_pair_the_candidates_round_by_round():
+    """The ratio is the median of same-round ratios, not a ratio of medians (2.0 here): load
+    that changes between rounds cancels out."""
+    rounds = Rounds({"a": [1.0, 4.0, 10.0], "b": [2.0, 2.0, 40.0]})
+    assert rounds.ratio("a", "b") == 0.5
+    assert rounds["a"] == 4.0
+
+
+def test_interleaved_times_every_candidate_in_every_round():
+    calls = {"a": 0, "b": 0}
+
+    def count(name):
+        def call():
+            calls[name] += 1
+
+        return call
+
+    rounds = interleaved({name: count(name) for name in calls}, rounds=4, block=0.001)
+    assert set(rounds.samples) == {"a", "b"}
+    assert all(len(times) == 4 for times in rounds.samples.values())
+    assert calls["a"] >= 5 and calls["b"] >= 5  # warm-up and calibration call, then 4 rounds
+
+
+# -- grading throughput ------------------------------------------------------------------------
+
+
+def _sample(wall, first, steady, cpu=10.0):
+    return {"wall": wall, "first": first, "steady": steady, "cpu": cpu, "parent_cpu": 1.0}
+
+
+def _samples(j2_wall, rounds=3):
+    """Rounds in which plain execution takes 40 s, ``-j 1`` 6 s and ``-j 2`` ``j2_wall`` s."""
+    return [
+        {
+            "plain": _sample(40.0, 2.0, 2.0, cpu=30.0),
+            "j1": _sample(6.0, 1.25, 0.25),
+            "j2": _sample(j2_wall, 1.5, 0.2),
+        }
+        for _ in range(rounds)
+    ]
+
+
+def test_the_bound_assumes_twice_the_pace_of_j1_after_the_first_result():
+    """``-j 2``'s own start and end, and 19 more submissions at half ``-j 1``'s 0.25 s each."""
+    after = grading.CLASS_SIZE - 1
+    expected = 6.0 / (5.0 - after * 0.2 + after * 0.25 / 2)
+    assert grading._best_speedup(_samples(5.0)) == pytest.approx(expected)
+
+
+def test_a_missed_speedup_is_judged_and_explained():
+    overhead, speedup, notes = grading._verdicts(_samples(5.0))
+    assert overhead == pytest.approx(6.0 / 40.0) and speedup == pytest.approx(1.2)
+    assert len(notes) == 1 and notes[0].startswith("Target missed: `-j 2` gave 1.20x")
+    rows = grading._rows(_samples(5.0))
+    assert [row[-1] for row in rows] == ["", "met", "missed"]
+
+
+def test_a_met_speedup_adds_no_note():
+    _, speedup, notes = grading._verdicts(_samples(3.5))
+    assert speedup == pytest.approx(6.0 / 3.5) and notes == []
+    assert [row[-1] for row in grading._rows(_samples(3.5))] == ["", "met", "met"]
+
+
+def _answers(path, master_answers):
+    nb = nbformat.read(path, as_version=4)
+    return {
+        cell.metadata["nbgrader"]["grade_id"]: cell.source
+        for cell in nb.cells
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in master_answers
+    }
+
+
+def test_the_class_mixes_correct_submissions_and_one_mistake_each(tmp_path):
+    assignment = "01-chain-rule"
+    correct, wrong = grading.answers(assignment)
+    paths = grading.make_class(assignment, tmp_path)
+    assert len(paths) == grading.CLASS_SIZE
+    assert len({p.parent.parent.name for p in paths}) == grading.CLASS_SIZE
+    fixtures = {source for sources in wrong.values() for source in sources}
+    mistakes = []
+    for k, path in enumerate(paths):
+        given = _answers(path, correct)
+        assert set(given) == set(correct)
+        differ = [gid for gid in correct if given[gid] != correct[gid]]
+        if k % 2 == 0:
+            assert differ == [], f"student {k} should be all correct"
+        else:
+            assert len(differ) == 1, f"student {k} should make exactly one mistake"
+            assert given[differ[0]] in fixtures
+            mistakes.append(given[differ[0]])
+    assert len(set(mistakes)) > 1, "the wrong answers should vary across the class"
+
+
+def test_writing_the_grading_section_keeps_the_others(tmp_path):
+    results = tmp_path / "results.md"
+    results.write_text(
+        "# Results\n\n## Step\n\nstep table\n\n## Grading throughput\n\nold\n\n## Next\n\nnext\n"
+    )
+    grading.write_section("## Grading throughput\n\nnew\n", results)
+    text = results.read_text()
+    assert text.index("step table") < text.index("new") < text.index("## Next\n\nnext")
+    assert "old" not in text
