@@ -190,3 +190,41 @@ def test_writing_the_grading_section_keeps_the_others(tmp_path):
     text = results.read_text()
     assert text.index("step table") < text.index("new") < text.index("## Next\n\nnext")
     assert "old" not in text
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sections(monkeypatch, tmp_path):
+    """The benchmark command with every section replaced by one that only says its name, and
+    its results file in ``tmp_path``: returns the command's module."""
+    from bench import __main__ as command
+
+    for module, name in zip(command.SECTIONS, command.NAMES, strict=True):
+        monkeypatch.setattr(module, "run", lambda name=name: f"## {name} ran\n")
+    monkeypatch.setattr(command, "RESULTS", tmp_path / "results.md")
+    return command
+
+
+def test_a_named_section_runs_alone_and_writes_no_results(sections, capsys):
+    assert sections.main(["loop"]) == 0
+    out = capsys.readouterr().out
+    assert "## loop ran" in out and "## step ran" not in out
+    assert not sections.RESULTS.exists()
+
+
+def test_all_sections_run_and_are_written(sections):
+    assert sections.main([]) == 0
+    text = sections.RESULTS.read_text()
+    assert text.startswith("# Benchmark results")
+    assert all(f"## {name} ran" in text for name in sections.NAMES)
+
+
+def test_an_unknown_section_is_an_error_that_lists_them(sections, capsys):
+    with pytest.raises(SystemExit) as stop:
+        sections.main(["stpe"])
+    assert stop.value.code == 2
+    assert "no section stpe (sections: step, loop, gradcheck, notebooks, grading)" in (
+        capsys.readouterr().err
+    )
