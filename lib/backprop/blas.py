@@ -74,8 +74,7 @@ def gemm_for(dtype):
 def threads():
     """How many threads numpy's bundled OpenBLAS computes a product with, or None when it is
     not found (another BLAS, whose threads only its own environment variables tell)."""
-    library = _openblas()
-    get = getattr(library, THREADS, None) if library is not None else None
+    get = getattr(_openblas(), THREADS, None)
     if get is None:
         return None
     get.restype = ctypes.c_int
