@@ -211,7 +211,9 @@ def run():
         ),
         notes=[
             "One step = forward, backward, SGD update (lr 0.01); both start from the same weights.",
-            f"{ROUNDS} rounds, every candidate timed in turn in each; times are medians, ratios"
+            f"{ROUNDS} rounds, every candidate timed in turn in each, over about 20 ms after one"
+            " call that is not timed (so that no candidate pays for the caches the one before it"
+            " left cold, as a step in a training loop never does); times are medians, ratios"
             " and shares the median over rounds of the ratio within a round.",
             "The library's step is `net.sgd_step`, as `train` takes it: each layer's update is"
             " fused into the backward pass, W moved by one matrix product that adds -lr x.T dout"

@@ -48,12 +48,16 @@ def interleaved(fns, rounds=9, block=0.02):
     """``Rounds`` of ``fns`` (name -> callable), each timed in turn in every round.
 
     Alternating the candidates spreads any change in machine load over all of them, so the
-    ratio of two candidates is fair even when the absolute figures drift.
+    ratio of two candidates is fair even when the absolute figures drift. Each candidate's
+    block starts with one call that is not timed: the candidate before it has filled the CPU's
+    caches with its own data, and without that call the first call of every block would be
+    charged for refilling them (a training step run in a loop never pays it).
     """
     numbers = {name: calibrate(fn, block) for name, fn in fns.items()}
     samples = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            fn()
             samples[name].append(_per_call(fn, numbers[name]))
     return Rounds(samples)
 

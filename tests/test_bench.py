@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from conftest import REPO
 
-from bench import grading, step
+from bench import grading, step, timing
 from bench.report import blas_threads
 from bench.timing import Rounds, interleaved
 
@@ -109,6 +109,23 @@ def test_interleaved_times_every_candidate_in_every_round():
     assert set(rounds.samples) == {"a", "b"}
     assert all(len(times) == 4 for times in rounds.samples.values())
     assert calls["a"] >= 5 and calls["b"] >= 5  # warm-up and calibration call, then 4 rounds
+
+
+def test_interleaved_does_not_charge_a_block_for_the_caches_the_one_before_left(monkeypatch):
+    """On a fake clock: a call right after the other candidate's costs 10 (its data is out of
+    the caches), any other call 1. Every block must time warm calls only."""
+    now, last = [0.0], [None]
+
+    def candidate(name):
+        def call():
+            now[0] += 1.0 if last[0] == name else 10.0
+            last[0] = name
+
+        return call
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
+    rounds = interleaved({"a": candidate("a"), "b": candidate("b")}, rounds=3, block=5.0)
+    assert rounds.samples == {"a": [1.0] * 3, "b": [1.0] * 3}
 
 
 # -- grading throughput ------------------------------------------------------------------------
