@@ -109,6 +109,21 @@ def _client(nb, cwd, limits, deadline):
     )
 
 
+def own_sockets(folder):
+    """Settings of jupyter_client's ``KernelManager`` for a kernel that listens on Unix sockets
+    of its own, in ``folder`` (a short path: a socket's path has at most 107 characters), where
+    there are Unix sockets; ``{}`` elsewhere (TCP ports).
+
+    A TCP port is picked as free by opening and closing it, and another process starting a
+    kernel can take it before this kernel binds it: the kernel then dies at start ("Address
+    already in use"), a grader error for that submission. A socket path named after the kernel
+    cannot be taken.
+    """
+    if os.name != "posix":
+        return {}
+    return {"transport": "ipc", "ip": os.path.join(folder, uuid.uuid4().hex)}
+
+
 def _starter(cwd):
     """A client of an empty notebook in ``cwd`` with a kernel manager (``km``), no kernel yet:
     what starts a kernel before its notebook is known."""
@@ -135,12 +150,15 @@ class _Kernels:
         return self.loop.run_until_complete(coroutine)
 
     async def start(self, cwd):
-        """A kernel manager with a new python3 kernel started in ``cwd`` (not yet answering)."""
+        """A kernel manager with a new python3 kernel started in ``cwd`` (not yet answering),
+        listening on sockets of its own in this process's kernel folder (``own_sockets``)."""
         starter = _starter(cwd)
+        km = starter.km
+        for name, value in own_sockets(self._folder()).items():
+            setattr(km, name, value)
         if self.forks is not None:
             from .provisioner import ForkedProvisioner
 
-            km = starter.km
             km.kernel_id = str(uuid.uuid4())
             km.provisioner = ForkedProvisioner(
                 kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km
@@ -165,7 +183,8 @@ class _Kernels:
         self.forks = TemplateClient(address)
 
     def _folder(self):
-        """An empty folder for kernels started ahead, removed when this process exits."""
+        """A folder for kernels started ahead and for every kernel's sockets, removed when this
+        process exits."""
         if self.folder is None:
             self.folder = tempfile.mkdtemp(prefix="grader-kernel-")
             atexit.register(self.close)

@@ -10,6 +10,7 @@ Conventions the course notebooks keep (see DESIGN.md and CURRICULUM.md):
   followed by the whole source of the answer cell.
 """
 
+import os
 import re
 import shutil
 import tempfile
@@ -140,6 +141,18 @@ def execute_in_copy(assignment, nb, timeout=120):
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
+def kernel_config():
+    """Configuration for a kernel on sockets of its own, as the grader's (``own_sockets``): the
+    test processes start kernels at the same time, and one that loses its TCP port to another
+    dies at start. The sockets go in this process's Jupyter runtime folder."""
+    from traitlets.config import Config
+
+    from grader.runner import own_sockets
+
+    folder = os.environ.get("JUPYTER_RUNTIME_DIR") or tempfile.gettempdir()
+    return Config({"KernelManager": own_sockets(folder)})
+
+
 def execute(nb, cwd, timeout=120):
     """Execute ``nb`` in ``cwd`` with nbclient, continuing after errors; returns the notebook."""
     from nbclient import NotebookClient
@@ -150,6 +163,7 @@ def execute(nb, cwd, timeout=120):
         kernel_name="python3",
         allow_errors=True,
         resources={"metadata": {"path": str(cwd)}},
+        config=kernel_config(),
     )
     client.execute()
     return nb
@@ -176,7 +190,7 @@ def validate(nb, assignment):
 
     path = workdir_for(assignment, nb)
     try:
-        results = Validator(ignore_checksums=False).validate(str(path))
+        results = Validator(ignore_checksums=False, config=kernel_config()).validate(str(path))
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
     by_source = {c.source.strip(): grade_id(c) for c in nb.cells if is_test(c)}

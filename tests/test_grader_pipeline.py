@@ -304,6 +304,28 @@ def test_runner_notebook_time_limit(tmp_path):
     assert not any(c.outputs for c in nb.cells[:3])
 
 
+@pytest.mark.skipif(os.name != "posix", reason="Unix sockets")
+def test_kernels_listen_on_sockets_of_their_own_not_on_tcp_ports(tmp_path):
+    """A TCP port picked as free can be taken by another process before the kernel binds it (the
+    kernel then dies); a socket path of the kernel's own cannot. Nothing lands beside the
+    notebook."""
+    code = (
+        "from ipykernel.connect import get_connection_info\n"
+        "info = get_connection_info(unpack=True)\n"
+        "print(info['transport'], info['ip'])"
+    )
+    ips = []
+    for _ in range(2):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        runner.run(nb, tmp_path, next_kernel=True)
+        transport, ip = nb.cells[0].outputs[0].text.split()
+        assert transport == "ipc"
+        assert Path(ip).is_absolute() and tmp_path not in Path(ip).parents
+        ips.append(ip)
+    assert ips[0] != ips[1]
+    assert list(tmp_path.iterdir()) == []
+
+
 GRADE_IN_A_SUBPROCESS = """
 import sys
 from pathlib import Path

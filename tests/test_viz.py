@@ -12,6 +12,7 @@ from backprop import graphs, plots, widgets
 from backprop.data import digits_split, spiral
 from backprop.functions import sigmoid, sigmoid_prime
 from backprop.train import train as reference_train
+from nbharness import kernel_config
 
 REFERENCE = {"apple": 2.2, "apple_num": 110, "orange": 3.3, "orange_num": 165, "tax": 650}
 
@@ -378,7 +379,7 @@ def test_explorers_run_headless_in_a_kernel():
             "assert len(h['val_acc']) == 1"
         ),
     ]
-    nbclient.NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    nbclient.NotebookClient(nb, timeout=60, kernel_name="python3", config=kernel_config()).execute()
     for c in nb.cells:
         for out in c.outputs:
             assert out.output_type != "error", out
