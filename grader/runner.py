@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 # before it starts its template process (see autograde), and that should come first.
 
 TIMEOUT, CRASHED, NOT_RUN = "timeout", "dead-kernel", "not-run"
+# Characters a Unix socket's path can have (macOS: 103, Linux: 107).
+MAX_SOCKET_PATH = 103
 
 
 # Grading kernels run with one BLAS thread each (N workers on N cores do not fight) and draw
@@ -111,17 +113,18 @@ def _client(nb, cwd, limits, deadline):
 
 def own_sockets(folder):
     """Settings of jupyter_client's ``KernelManager`` for a kernel that listens on Unix sockets
-    of its own, in ``folder`` (a short path: a socket's path has at most 107 characters), where
-    there are Unix sockets; ``{}`` elsewhere (TCP ports).
+    of its own, named ``<folder>/<random name>-<n>``; ``{}`` (TCP ports, as usual) where there
+    are no Unix sockets or their paths would be too long.
 
     A TCP port is picked as free by opening and closing it, and another process starting a
     kernel can take it before this kernel binds it: the kernel then dies at start ("Address
-    already in use"), a grader error for that submission. A socket path named after the kernel
+    already in use"), a grader error for that submission. A socket path of the kernel's own
     cannot be taken.
     """
-    if os.name != "posix":
+    prefix = os.path.join(folder, uuid.uuid4().hex[:12])
+    if os.name != "posix" or len(prefix) + len("-99") > MAX_SOCKET_PATH:
         return {}
-    return {"transport": "ipc", "ip": os.path.join(folder, uuid.uuid4().hex)}
+    return {"transport": "ipc", "ip": prefix}
 
 
 def _starter(cwd):
