@@ -404,10 +404,11 @@ def _heavier_notebook(assignment, rounds=2):
     samples = _rounds(assignment, rounds, plain=False)
     ratios = [s["j1"]["wall"] / s["j2"]["wall"] for s in samples]
     paces = [s["j1"]["steady"] for s in samples]
+    low, high = f"{min(ratios):.2f}", f"{max(ratios):.2f}"
     return [
         f"Not judged, for scale: on `{assignment}`, whose notebook does more work"
         f" ({statistics.median(paces):.2f} s per submission at `-j 1` after the first),"
-        f" `-j 2` gave {min(ratios):.2f}-{max(ratios):.2f}x the throughput of `-j 1`"
+        f" `-j 2` gave {low if low == high else f'{low}-{high}'}x the throughput of `-j 1`"
         f" ({rounds} rounds of the two in turn)."
     ]
 

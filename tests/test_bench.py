@@ -168,6 +168,16 @@ def test_a_met_speedup_adds_no_note():
     assert [row[-1] for row in grading._rows(_samples(3.5))] == ["", "met", "met"]
 
 
+@pytest.mark.parametrize(
+    ("j2_walls", "shown"), [((4.0, 3.0), "1.50-2.00x"), ((4.0, 4.0), "gave 1.50x the")]
+)
+def test_the_heavier_notebook_note_gives_the_range_of_speedups(monkeypatch, j2_walls, shown):
+    rounds = [{"j1": _sample(6.0, 2.0, 1.5), "j2": _sample(wall, 2.0, 1.0)} for wall in j2_walls]
+    monkeypatch.setattr(grading, "_rounds", lambda *args, **kwargs: rounds)
+    (note,) = grading._heavier_notebook("05-training-loop")
+    assert shown in note and "1.50 s per submission" in note
+
+
 def _answers(path, master_answers):
     nb = nbformat.read(path, as_version=4)
     return {
