@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+PORT_ATTEMPTS = 3
 
 # Settings every test server gets: no news or update pop-up over the notebook, and no autosave
 # (a test that runs a tracked notebook must never write its outputs back into the repository).
@@ -78,12 +79,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    """The server could not listen on its port: another process took it after ``free_port``."""
+
+
 def _wait_until_up(lab, process, timeout):
-    """Poll ``/api/status`` until it answers 200; raise with the server log if it never does."""
+    """Poll ``/api/status`` until it answers 200; raise with the server log if it never does
+    (``PortTaken`` when its port was taken)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
+            error = PortTaken if "is not available" in lab.log_tail() else RuntimeError
+            raise error(
                 f"`make lab` exited with {process.returncode} before answering:\n{lab.log_tail()}"
             )
         try:
@@ -114,11 +121,11 @@ def running_lab(extra_args=(), startup_timeout=60, workspace=None):
     """Run ``make lab`` on a free port; yield a ``Lab``; stop every process it started.
 
     ``workspace``: the grading workspace the formgrader shows (it must lie inside the
-    repository); by default a fresh one that is removed afterwards.
+    repository); by default a fresh one that is removed afterwards. The port is picked free, and
+    another process can take it before the server listens on it: the server then stops at once
+    (no port retries) and is started again on another port.
     """
     token = os.urandom(16).hex()
-    port = free_port()
-    grading = Path(workspace) if workspace else REPO / "artifacts" / f"lab-grading-{port}"
     with tempfile.TemporaryDirectory(prefix="lab-") as tmp:
         tmp = Path(tmp)
         settings = tmp / "app-settings"
@@ -128,34 +135,50 @@ def running_lab(extra_args=(), startup_timeout=60, workspace=None):
             "--no-browser",
             "--ip",
             "127.0.0.1",
+            "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={token}",
             f"--LabApp.app_settings_dir={settings}",
             f"--LabApp.user_settings_dir={tmp / 'user-settings'}",
             f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
             *extra_args,
         ]
-        log = tmp / "server.log"
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [
-                    "make",
-                    "--no-print-directory",
-                    "lab",
-                    f"PORT={port}",
-                    f"LAB_ARGS={' '.join(lab_args)}",
-                ],
-                cwd=REPO,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=os.environ | {"BACKPROP_GRADING_DIR": str(grading)},
-            )
-        lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=log)
-        try:
-            _wait_until_up(lab, process, startup_timeout)
-            yield lab
-        finally:
-            _stop(process)
-            if not workspace:
-                shutil.rmtree(grading, ignore_errors=True)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = free_port()
+            grading = Path(workspace) if workspace else REPO / "artifacts" / f"lab-grading-{port}"
+            log = tmp / f"server-{attempt}.log"
+            with open(log, "wb") as out:
+                process = subprocess.Popen(
+                    [
+                        "make",
+                        "--no-print-directory",
+                        "lab",
+                        f"PORT={port}",
+                        f"LAB_ARGS={' '.join(lab_args)}",
+                    ],
+                    cwd=REPO,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env=os.environ | {"BACKPROP_GRADING_DIR": str(grading)},
+                )
+            lab = Lab(url=f"http://127.0.0.1:{port}/", token=token, log=log)
+            try:
+                _wait_until_up(lab, process, startup_timeout)
+            except BaseException as error:
+                _end(process, None if workspace else grading)
+                if isinstance(error, PortTaken) and attempt < PORT_ATTEMPTS:
+                    continue
+                raise
+            try:
+                yield lab
+            finally:
+                _end(process, None if workspace else grading)
+            return
+
+
+def _end(process, grading):
+    """Stop ``make lab``'s processes and remove its fresh ``grading`` workspace (None: keep)."""
+    _stop(process)
+    if grading is not None:
+        shutil.rmtree(grading, ignore_errors=True)

@@ -82,3 +82,21 @@ def test_reinstall_is_a_no_op():
     assert "pip" not in dry.stdout, f"`make install` would reinstall:\n{dry.stdout}"
     up_to_date = subprocess.run(["make", "-q", "install"], cwd=REPO, capture_output=True)
     assert up_to_date.returncode == 0, "`make -q install` says the install is out of date"
+
+
+def test_a_port_taken_before_the_server_listens_is_replaced(monkeypatch):
+    """The first port ``free_port`` gives is taken by the time the server starts: the server
+    must stop at once (not move to a port the test does not know) and start on another."""
+    import socket
+
+    import lab_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], lab_server.free_port()])
+        monkeypatch.setattr(lab_server, "free_port", lambda: next(ports))
+        with lab_server.running_lab() as server:
+            assert "started" in server.get_json("api/status")
+            first_log = server.log.with_name("server-1.log").read_text(errors="replace")
+            assert "is not available" in first_log
