@@ -20,6 +20,7 @@ in an empty folder while the current notebook runs, and moved to the notebook's 
 
 import asyncio
 import atexit
+import multiprocessing.util
 import os
 import shutil
 import subprocess
@@ -187,10 +188,12 @@ class _Kernels:
 
     def _folder(self):
         """A folder for kernels started ahead and for every kernel's sockets, removed when this
-        process exits."""
+        process exits: at exit of a plain process (``atexit``), and at the end of a grading
+        worker, a multiprocessing child, which ends without running ``atexit`` hooks."""
         if self.folder is None:
             self.folder = tempfile.mkdtemp(prefix="grader-kernel-")
             atexit.register(self.close)
+            multiprocessing.util.Finalize(None, self.close, exitpriority=0)
         return self.folder
 
     async def start_spare(self):

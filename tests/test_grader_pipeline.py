@@ -398,6 +398,25 @@ def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, monkeypa
             grading.kill()
 
 
+def test_a_grading_run_leaves_nothing_in_the_temporary_folder(tiny_class, tmp_path, monkeypatch):
+    """The workers' kernel folders (spare kernels, sockets) and the template's go when the
+    run ends; a worker is a multiprocessing child, which ends without running atexit hooks."""
+    _, _, folder, _ = tiny_class
+    monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])  # restored after
+    workspace, temporary = tmp_path / "workspace", tmp_path / "tmp"
+    temporary.mkdir()
+    assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
+    done = subprocess.run(
+        [sys.executable, "-c", GRADE_IN_A_SUBPROCESS, str(course.SOURCE), str(workspace)],
+        env=os.environ | {"TMPDIR": str(temporary)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "graded" in done.stdout
+    assert list(temporary.iterdir()) == []
+
+
 def test_without_a_template_workers_are_spawned_and_grade_the_same(graded, tmp_path, monkeypatch):
     """Where kernels cannot be forked (not Linux), workers are spawned and kernels started the
     usual way: the grades are the same."""
