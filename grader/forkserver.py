@@ -25,6 +25,7 @@ exits when its standard input closes (its owner is done or gone), and a kernel w
 the template, is gone; a worker's kernels are killed when its connection closes.
 """
 
+import contextlib
 import ctypes
 import gc
 import json
@@ -280,7 +281,8 @@ def serve(listener_fd, names=PRELOAD):
                     for pids in kernels.values():
                         for pid in pids:
                             _kill_group(pid)
-                    os._exit(0)  # nothing to clean up: a quick exit is all the owner waits for
+                    _remove_socket(listener)  # the owner may be gone without cleaning up
+                    os._exit(0)  # nothing else to clean up: a quick exit is all it waits for
             elif key.data == "listener":
                 conn, _ = listener.accept()
                 kernels[conn], pending[conn] = set(), b""
@@ -294,6 +296,16 @@ def serve(listener_fd, names=PRELOAD):
                 *lines, pending[conn] = (pending[conn] + data).split(b"\n")
                 for line in lines:
                     conn.sendall(json.dumps(fork(conn, line)).encode() + b"\n")
+
+
+def _remove_socket(listener):
+    """Remove the socket file of ``listener`` and its folder, when nothing else is in it."""
+    address = listener.getsockname()
+    if isinstance(address, str) and address:
+        with contextlib.suppress(OSError):
+            os.unlink(address)
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(address))
 
 
 # -- the grader's side -------------------------------------------------------------------------

@@ -365,18 +365,21 @@ def _running(processes):
 
 
 def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, monkeypatch):
-    """Workers, the kernel template and every kernel end with the grader, even on SIGKILL."""
+    """Workers, the kernel template and every kernel end with the grader, even on SIGKILL; the
+    template's socket goes with it."""
     import subprocess
     import time
 
     root, _, folder, _ = tiny_class
     monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])  # restored after
-    workspace = tmp_path / "workspace"
+    workspace, temporary = tmp_path / "workspace", tmp_path / "tmp"
+    temporary.mkdir()
     assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
     grading = subprocess.Popen(
         [sys.executable, "-c", GRADE_IN_A_SUBPROCESS, str(course.SOURCE), str(workspace)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=os.environ | {"TMPDIR": str(temporary)},
     )
     try:
         deadline = time.monotonic() + 60
@@ -393,6 +396,7 @@ def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, monkeypa
         while _running(everyone) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not _running(everyone), [" ".join(p.cmdline()[:4]) for p in _running(everyone)]
+        assert not list(temporary.glob("grader-template-*"))
     finally:
         if grading.poll() is None:
             grading.kill()
