@@ -327,7 +327,12 @@ class Template:
         self.folder = folder = tempfile.mkdtemp(prefix="grader-template-")
         self.address = os.path.join(folder, "template.sock")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-            listener.bind(self.address)
+            try:
+                listener.bind(self.address)  # fails when the path is too long for a socket
+            except OSError:
+                self.address = None
+                self.close()
+                return
             listener.listen(64)  # clients can connect and ask while the template imports
             try:
                 self.process = subprocess.Popen(

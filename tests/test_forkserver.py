@@ -5,6 +5,7 @@ template."""
 import json
 import os
 import signal
+import tempfile
 import time
 
 import nbformat
@@ -139,6 +140,18 @@ def wait_for_end(pid, seconds=10):
 def test_without_a_template_kernels_start_the_usual_way(tmp_path, plain):
     info = json.loads(run_cells([PROBE], tmp_path)[1][0])
     assert not info["preloaded"] and info["ppid"] == os.getpid()
+
+
+def test_a_socket_path_too_long_for_the_system_means_no_template(tmp_path, monkeypatch):
+    """The template's socket lies in a temporary folder: where that folder's path is too long
+    for a socket, kernels are started the usual way (no template), with nothing left behind."""
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    template = forkserver.Template()
+    assert template.address is None and template.process is None
+    template.close()
+    assert list(deep.iterdir()) == []
 
 
 def test_a_dead_template_falls_back_to_started_kernels(template, tmp_path):

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -364,7 +365,15 @@ def _running(processes):
     return alive
 
 
-def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, monkeypatch):
+@pytest.fixture
+def short_tmp():
+    """A temporary folder of its own with a short path (a socket's path has at most 107
+    characters, and pytest's ``tmp_path`` can be long)."""
+    with tempfile.TemporaryDirectory(prefix="t") as folder:
+        yield folder
+
+
+def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, short_tmp, monkeypatch):
     """Workers, the kernel template and every kernel end with the grader, even on SIGKILL; the
     template's socket goes with it."""
     import subprocess
@@ -372,8 +381,7 @@ def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, monkeypa
 
     root, _, folder, _ = tiny_class
     monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])  # restored after
-    workspace, temporary = tmp_path / "workspace", tmp_path / "tmp"
-    temporary.mkdir()
+    workspace, temporary = tmp_path / "workspace", Path(short_tmp)
     assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
     grading = subprocess.Popen(
         [sys.executable, "-c", GRADE_IN_A_SUBPROCESS, str(course.SOURCE), str(workspace)],
@@ -402,13 +410,14 @@ def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, monkeypa
             grading.kill()
 
 
-def test_a_grading_run_leaves_nothing_in_the_temporary_folder(tiny_class, tmp_path, monkeypatch):
+def test_a_grading_run_leaves_nothing_in_the_temporary_folder(
+    tiny_class, tmp_path, short_tmp, monkeypatch
+):
     """The workers' kernel folders (spare kernels, sockets) and the template's go when the
     run ends; a worker is a multiprocessing child, which ends without running atexit hooks."""
     _, _, folder, _ = tiny_class
     monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])  # restored after
-    workspace, temporary = tmp_path / "workspace", tmp_path / "tmp"
-    temporary.mkdir()
+    workspace, temporary = tmp_path / "workspace", Path(short_tmp)
     assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
     done = subprocess.run(
         [sys.executable, "-c", GRADE_IN_A_SUBPROCESS, str(course.SOURCE), str(workspace)],
