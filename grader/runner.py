@@ -14,7 +14,7 @@ elsewhere, from those outputs, outside the learner's process.
 
 Every notebook gets a fresh kernel, killed as soon as its last cell has run. A grading worker
 asks for the next kernel ahead (``run(..., next_kernel=True)`` or ``prepare()``): it is started
-in an empty folder while the current notebook runs, and moved to the notebook's folder
+in a folder of the worker's own while the current notebook runs, and moved to the notebook's folder
 (``os.chdir``) before the first cell, so a kernel's start-up is not on the critical path.
 """
 

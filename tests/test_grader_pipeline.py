@@ -366,28 +366,27 @@ def _running(processes):
 
 
 @pytest.fixture
-def short_tmp():
-    """A temporary folder of its own with a short path (a socket's path has at most 107
-    characters, and pytest's ``tmp_path`` can be long)."""
-    with tempfile.TemporaryDirectory(prefix="t") as folder:
-        yield folder
+def grading_run(tiny_class, tmp_path, monkeypatch):
+    """``(command, env, temporary)``: ``autograde -j 2`` of the collected tiny class in a new
+    Python process, with a temporary folder of its own, whose path is short (a socket's path
+    has at most 107 characters, and pytest's ``tmp_path`` can be long)."""
+    _, _, folder, _ = tiny_class
+    monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])  # restored after
+    workspace = tmp_path / "workspace"
+    assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
+    command = [sys.executable, "-c", GRADE_IN_A_SUBPROCESS, str(course.SOURCE), str(workspace)]
+    with tempfile.TemporaryDirectory(prefix="t") as temporary:
+        yield command, os.environ | {"TMPDIR": temporary}, Path(temporary)
 
 
-def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, short_tmp, monkeypatch):
+def test_a_killed_grader_leaves_no_process_behind(grading_run):
     """Workers, the kernel template and every kernel end with the grader, even on SIGKILL; the
     template's socket goes with it."""
-    import subprocess
     import time
 
-    root, _, folder, _ = tiny_class
-    monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])  # restored after
-    workspace, temporary = tmp_path / "workspace", Path(short_tmp)
-    assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
+    command, env, temporary = grading_run
     grading = subprocess.Popen(
-        [sys.executable, "-c", GRADE_IN_A_SUBPROCESS, str(course.SOURCE), str(workspace)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ | {"TMPDIR": str(temporary)},
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     try:
         deadline = time.monotonic() + 60
@@ -410,21 +409,11 @@ def test_a_killed_grader_leaves_no_process_behind(tiny_class, tmp_path, short_tm
             grading.kill()
 
 
-def test_a_grading_run_leaves_nothing_in_the_temporary_folder(
-    tiny_class, tmp_path, short_tmp, monkeypatch
-):
+def test_a_grading_run_leaves_nothing_in_the_temporary_folder(grading_run):
     """The workers' kernel folders (spare kernels, sockets) and the template's go when the
     run ends; a worker is a multiprocessing child, which ends without running atexit hooks."""
-    _, _, folder, _ = tiny_class
-    monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])  # restored after
-    workspace, temporary = tmp_path / "workspace", Path(short_tmp)
-    assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
-    done = subprocess.run(
-        [sys.executable, "-c", GRADE_IN_A_SUBPROCESS, str(course.SOURCE), str(workspace)],
-        env=os.environ | {"TMPDIR": str(temporary)},
-        capture_output=True,
-        text=True,
-    )
+    command, env, temporary = grading_run
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "graded" in done.stdout
     assert list(temporary.iterdir()) == []
