@@ -12,7 +12,7 @@ from backprop import graphs, plots, widgets
 from backprop.data import digits_split, spiral
 from backprop.functions import sigmoid, sigmoid_prime
 from backprop.train import train as reference_train
-from nbharness import kernel_config
+from nbharness import execute
 
 REFERENCE = {"apple": 2.2, "apple_num": 110, "orange": 3.3, "orange_num": 165, "tax": 650}
 
@@ -361,9 +361,9 @@ def test_dashboard_reports_a_failing_train(digits):
 
 
 @pytest.mark.slow
-def test_explorers_run_headless_in_a_kernel():
+def test_explorers_run_headless_in_a_kernel(tmp_path):
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("nbclient")
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
@@ -379,7 +379,7 @@ def test_explorers_run_headless_in_a_kernel():
             "assert len(h['val_acc']) == 1"
         ),
     ]
-    nbclient.NotebookClient(nb, timeout=60, kernel_name="python3", config=kernel_config()).execute()
+    execute(nb, tmp_path, timeout=60)
     for c in nb.cells:
         for out in c.outputs:
             assert out.output_type != "error", out
