@@ -98,6 +98,7 @@ class Fixture:
     expect: str  # a mistake key, or "pass"
     source: str
     path: Path
+    only: str | None = None  # the one test cell a wrong answer may fail (a slip is marked once)
 
     @property
     def id(self):
@@ -107,11 +108,12 @@ class Fixture:
 def load_fixture(path):
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    header = dict(re.findall(r"^# (exercise|expect): *(\S+)", text, flags=re.M))
+    header = dict(re.findall(r"^# (exercise|expect|fails-only): *(\S+)", text, flags=re.M))
     exercise, _, label = path.stem.partition("__")
     assert header.get("exercise") == exercise, f"{path}: header must say '# exercise: {exercise}'"
     assert "expect" in header, f"{path}: header must say '# expect: <mistake key or pass>'"
-    return Fixture(path.parent.name, exercise, label, header["expect"], text, path)
+    only = header.get("fails-only")
+    return Fixture(path.parent.name, exercise, label, header["expect"], text, path, only)
 
 
 def fixtures(assignment=None):

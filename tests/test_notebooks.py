@@ -149,3 +149,8 @@ def test_fixture_through_nbgrader_validator(fixture):
         f"{fixture.id}: expected diagnosis [mistake: {fixture.expect}], got {found}:\n"
         + "\n".join(mine.values())[:3000]
     )
+    if fixture.only is not None:
+        assert set(mine) == {fixture.only}, (
+            f"{fixture.id}: one slip, marked in {sorted(mine)}; only {fixture.only} should fail:\n"
+            + "\n".join(mine.values())[:3000]
+        )

@@ -306,6 +306,8 @@ CANDIDATE_ADVICE = {
     "dprice-not-one": "{name} is price times too large: the backward pass starts from "
     "d price / d price = 1.",
     "ignores-lr": "{name} moves by the whole gradient: multiply it by the learning rate lr.",
+    "softmax-in-predict": "{name} are probabilities: predict returns the scores before the "
+    "softmax; the softmax belongs to the loss layer.",
     "keys-swapped": "{name} holds the gradient of its partner in the multiply node: check the "
     "order of (dx, dy) when you unpack backward's result.",
 }
@@ -523,3 +525,16 @@ def reference_parts(namespace, **parts):
                 namespace.pop(name, None)
             else:
                 namespace[name] = value
+
+
+def same_weights(net, other):
+    """Give ``other``, a reference network, the parameters of ``net``, the learner's, in place
+    wherever the shapes agree (``params`` dicts of arrays). Comparing the two networks then
+    checks what they compute: a slip in the initialisation, checked on its own, is not marked
+    again in every later test."""
+    params = getattr(net, "params", None)
+    if not isinstance(params, dict):
+        return
+    for key, value in other.params.items():
+        if key in params and np.shape(params[key]) == value.shape:
+            value[...] = params[key]
