@@ -10,9 +10,11 @@ from backprop.gradcheck import (
     check_backward,
     check_gradient,
     check_no_warning,
+    kept_inputs,
     numerical_gradient,
     rel_error,
     sampled_gradient_error,
+    unpack,
 )
 
 N, D, M = 7, 5, 3
@@ -276,3 +278,54 @@ def test_the_grader_reads_back_the_tag_the_checker_writes(layer):
     message = str(diagnosis("dW", -layer["dW"], layer["dW"]))
     assert mistakes_in(f"Traceback ...\nGradientMistake: {message}") == ["sign-flipped"]
     assert mistakes_in("AssertionError: plain") == []
+
+
+def test_a_missing_axis_is_not_called_an_extra_one():
+    message = str(diagnosis("dl_da", np.float64(1.5), np.array([1.5])))
+    assert "an axis of length 1 is missing" in message and "drop" not in message, message
+    message = str(diagnosis("db", np.ones((1, 3)), np.ones(3)))
+    assert "drop the extra axis" in message, message
+
+
+def test_unpack_names_a_result_that_is_not_the_tuple():
+    with pytest.raises(GradientMistake) as info:
+        unpack("sigmoid_layer_grads", np.zeros(3), ("dW", "db"))
+    assert_names(info.value, "wrong-return", "a ndarray", "return the tuple (dW, db)")
+    with pytest.raises(GradientMistake) as info:
+        unpack("sigmoid_layer_grads", [1, 2, 3], ("dW", "db"))
+    assert_names(info.value, "wrong-return", "3 values")
+    assert unpack("backward", [1.0, 2.0], ("dx", "dy")) == (1.0, 2.0)  # a list will do
+
+
+def test_unpack_names_parts_in_another_order(rng):
+    dW, db = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    with pytest.raises(GradientMistake) as info:  # told apart by shape
+        unpack("f", (db, dW), ("dW", "db"), expected=(dW, db))
+    assert_names(info.value, "wrong-order", "returns (db, dW)", "in the order (dW, db)")
+    with pytest.raises(GradientMistake) as info:  # same shapes: told apart by value
+        unpack("f", (dW + 1, dW, dW - 1), ("d1", "d2", "d3"), expected=(dW - 1, dW, dW + 1))
+    assert_names(info.value, "wrong-order", "returns (d3, d2, d1)")
+    with pytest.raises(GradientMistake) as info:  # a dict and a number
+        unpack("graph", ({"a": 1.0}, 715.0), ("price", "grads"), expected=(715.0, {"a": 1.0}))
+    assert_names(info.value, "wrong-order", "returns (grads, price)")
+
+
+def test_unpack_leaves_wrong_values_to_the_gradient_check(rng):
+    dW, db = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    # the right order with a wrong value, or two parts of one shape that are both wrong
+    assert unpack("f", (-dW, db), ("dW", "db"), expected=(dW, db))[0] is not None
+    a, b = rng.standard_normal(3), rng.standard_normal(3)
+    assert len(unpack("f", (2 * a, 2 * b), ("a", "b"), expected=(a, b))) == 2
+
+
+def test_kept_inputs_names_an_argument_changed_in_place(rng):
+    w = rng.standard_normal(3)
+
+    def step_and_apply():
+        w[...] += 0.1
+        return w
+
+    with pytest.raises(GradientMistake) as info:
+        kept_inputs("weight_steps", step_and_apply, x=np.ones(2), w_ho=w)
+    assert_names(info.value, "modified-input", "changed its argument w_ho in place")
+    assert kept_inputs("f", lambda: 3, w=w) == 3

@@ -11,6 +11,7 @@ wrong values the rows of ``BANK`` are tried one by one; the first whose test hol
 mistake. Adding a mistake is one row.
 """
 
+import itertools
 import re
 import warnings
 from collections.abc import Callable
@@ -279,6 +280,13 @@ CANDIDATE_ADVICE = {
     "into a hidden-to-output weight is the hidden layer's OUTPUT, sigma(x @ W_ih).",
     "used-weights-not-activations": "{name} multiplies by the weights: a weight step uses the "
     "value flowing into that weight (the activation), not the weight itself.",
+    "error-sign-flipped": "{name} has the sign flipped: the error is target - output, and an "
+    "error term is minus the gradient of E with respect to the input sum; output - target gives "
+    "the gradient itself.",
+    "step-sign-flipped": "{name} has the sign flipped: a weight step goes against the gradient, "
+    "-learnrate * dE/dw, which is +learnrate * error term * input.",
+    "summed-wrong-axis": "{name} sums over the wrong axis: db adds dout up over the batch, "
+    "axis=0, one entry per output unit.",
     "missing-learnrate": "{name} is the error term times the input without the learning rate.",
     # numerical derivatives
     "forward-difference": "{name} matches the forward difference (f(x + h) - f(x)) / h, whose "
@@ -329,7 +337,12 @@ def _shape_advice(name, got_shape, ref_shape):
     """(key, sentence) for an answer of the wrong shape, naming the axis or the transpose."""
     head = f"{name} has shape {got_shape}; expected {ref_shape}"
     if tuple(d for d in got_shape if d != 1) == tuple(d for d in ref_shape if d != 1):
-        return "wrong-shape", f"{head}: drop the extra axis of length 1 (keepdims, or reshape)."
+        if len(got_shape) > len(ref_shape):
+            return "wrong-shape", f"{head}: drop the extra axis of length 1 (keepdims, or reshape)."
+        if len(got_shape) < len(ref_shape):
+            return "wrong-shape", (
+                f"{head}: an axis of length 1 is missing; keep it (do not sum or index it away)."
+            )
     if len(got_shape) == len(ref_shape) + 1 and got_shape[1:] == ref_shape:
         return "not-summed-over-batch", f"{head}: sum over the batch axis (axis=0)."
     if len(got_shape) == len(ref_shape) + 1 and got_shape[:-1] == ref_shape:
@@ -538,3 +551,70 @@ def same_weights(net, other):
     for key, value in other.params.items():
         if key in params and np.shape(params[key]) == value.shape:
             value[...] = params[key]
+
+
+def _same_part(got, expected, by_value):
+    """True when ``got`` could be the part ``expected`` of a result: both dicts, or arrays of one
+    shape (and, ``by_value``, close in value)."""
+    if isinstance(got, dict) or isinstance(expected, dict):
+        return isinstance(got, dict) and isinstance(expected, dict)
+    try:
+        got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    if got.shape != expected.shape:
+        return False
+    return not by_value or bool(np.allclose(got, expected, rtol=1e-6, atol=1e-12))
+
+
+def _order_of(got, expected):
+    """The order ``got`` holds the parts of ``expected`` in (a tuple of indices into ``expected``)
+    when it is another order than theirs, else None. Parts are told apart by their kind and shape,
+    or by their values where two of them share a shape."""
+    shapes = [type(e) if isinstance(e, dict) else np.shape(e) for e in expected]
+    by_value = len(set(shapes)) < len(shapes)
+    identity = tuple(range(len(expected)))
+    if all(_same_part(g, e, by_value) for g, e in zip(got, expected, strict=True)):
+        return None
+    for order in itertools.permutations(identity):
+        if order != identity and all(
+            _same_part(got[i], expected[j], by_value) for i, j in enumerate(order)
+        ):
+            return order
+    return None
+
+
+def unpack(name, got, parts, expected=None):
+    """``got``, what ``name`` returned, as a tuple of the results named ``parts``, in that order.
+
+    Raises ``GradientMistake`` (``wrong-return``) when ``got`` is not a tuple or list of
+    ``len(parts)`` items, and (``wrong-order``) when the items are the parts of ``expected``,
+    the reference results, in another order: ``return (db, dW)`` for ``return (dW, db)``.
+    """
+    __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
+    wanted = f"({', '.join(parts)})"
+    if not isinstance(got, (tuple, list)) or len(got) != len(parts):
+        what = f"{len(got)} values" if isinstance(got, (tuple, list)) else f"a {type(got).__name__}"
+        fail(name, "wrong-return", f"{name} returned {what}: return the tuple {wanted}.")
+    order = None if expected is None else _order_of(got, expected)
+    if order is not None:
+        found = f"({', '.join(parts[j] for j in order)})"
+        fail(name, "wrong-order", f"{name} returns {found}: return them in the order {wanted}.")
+    return tuple(got)
+
+
+def kept_inputs(name, call, **inputs):
+    """``call()``'s result, after checking that it left the arrays ``inputs`` (by their names)
+    as they were; raises ``GradientMistake`` (``modified-input``) naming the first it changed."""
+    __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
+    before = {key: np.array(value, copy=True) for key, value in inputs.items()}
+    result = call()
+    for key, value in inputs.items():
+        if not np.array_equal(before[key], value):
+            fail(
+                name,
+                "modified-input",
+                f"{name} changed its argument {key} in place: compute new arrays and leave the "
+                "caller's arrays as they were (the caller applies or reuses them).",
+            )
+    return result
