@@ -2,6 +2,7 @@
 ``notebooks/`` is what the release step makes, and every exercise's tests catch the common
 mistakes (fixtures in ``tests/fixtures/answers``) through nbgrader's own validator."""
 
+import ast
 import re
 from collections import Counter
 
@@ -115,6 +116,23 @@ def test_notebooks_are_what_release_makes():
     from grader.release import release
 
     assert release(check=True, out=lambda *_: None) == []
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_test_cells_fail_only_with_a_named_mistake(assignment):
+    """A bare ``assert`` in a test cell fails with a message that names no mistake: the learner
+    gets no ``[mistake: ...]`` tag and the grader's report cannot count it. Tests fail through
+    the checker (``check_gradient``, ``fail``, ``unpack``, ...) instead."""
+    bare = []
+    for cell in _source_nb(assignment).cells:
+        if h.grade_id(cell) and h.grade_id(cell).startswith("test_"):
+            source = "\n".join(
+                line for line in cell.source.splitlines() if not line.lstrip().startswith("%")
+            )
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.Assert):
+                    bare.append(f"{h.grade_id(cell)}, line {node.lineno}")
+    assert not bare, f"bare asserts in test cells: {bare}"
 
 
 FIXTURES = h.fixtures()
