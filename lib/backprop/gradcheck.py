@@ -242,7 +242,8 @@ BANK = [
         "lost-precision",
         lambda e: e.cosine > 1 - 1e-6 and abs(e.alpha - 1) < 1e-3,
         "{name} is within a relative {drift:.1e} of the expected value but not within the "
-        "tolerance: precision is lost somewhere (float32, a one-sided difference, a large h).",
+        "tolerance: precision is lost somewhere (float32, a one-sided difference, a large h, a "
+        "small constant added inside a log).",
     ),
     Mistake(
         "scaled",
@@ -287,6 +288,9 @@ CANDIDATE_ADVICE = {
     "-learnrate * dE/dw, which is +learnrate * error term * input.",
     "summed-wrong-axis": "{name} sums over the wrong axis: db adds dout up over the batch, "
     "axis=0, one entry per output unit.",
+    "log-epsilon": "{name} adds a small constant inside the log, log(y + 1e-7): that moves the "
+    "loss of every small probability y by about 1e-7 / y; take the log of the probability as it "
+    "is (a stable softmax never gives exactly 0), or clip with np.maximum(y, tiny).",
     "missing-learnrate": "{name} is the error term times the input without the learning rate.",
     # numerical derivatives
     "forward-difference": "{name} matches the forward difference (f(x + h) - f(x)) / h, whose "
