@@ -12,6 +12,10 @@ this process plans (with the masters from the grader's cache, see ``master``), e
 the kernel for its next submission started and answering while the current one runs, and this
 process only records results, in one gradebook session, in a thread of low priority while the
 notebooks run (the assignments' cells first).
+
+Ctrl+C stops a run cleanly: the workers ignore it and the grader ends them (their kernels end
+with them), the gradebook keeps every result recorded so far and nothing after, and the next run
+grades the rest (``GradingInterrupted``).
 """
 
 import gc
@@ -21,7 +25,9 @@ import multiprocessing
 import os
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -91,13 +97,24 @@ def _save(gb, result, job):
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
 
 
+class GradingInterrupted(KeyboardInterrupt):
+    """Ctrl+C while grading; ``recorded``: how many results the gradebook holds from this run."""
+
+    def __init__(self, recorded=0):
+        super().__init__(recorded)
+        self.recorded = recorded
+
+
 def _worker_init(template, inherited=()):
     """Runs first in a new worker, which ends with this process even when it is killed.
     ``inherited``: file descriptors of this process's that a forked worker must not keep open
-    (the template's standard input: the template exits when the grader closes it)."""
+    (the template's standard input: the template exits when the grader closes it). A worker
+    has a process group of its own, which a Ctrl+C in the terminal does not reach: the grader
+    handles it and ends the workers (``_Pool.abort``)."""
     from .forkserver import die_with
 
     die_with(os.getppid())
+    os.setpgrp()
     for fd in inherited:
         os.close(fd)
     from .worker import prepare
@@ -145,6 +162,18 @@ class _Pool:
         self.executor.shutdown(cancel_futures=True)
         self.template.close()
 
+    def abort(self):
+        """End now: cancel what has not started, kill the workers (their kernels end with their
+        connections to the template) and remove their kernel folders, then end the template."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        workers = multiprocessing.active_children()
+        for worker in workers:
+            worker.kill()
+        for worker in workers:
+            worker.join(timeout=5)
+            runner.remove_kernel_folders(worker.pid)
+        self.template.close()
+
 
 def _probably_work(ids):
     """True when some submission has no result yet, or a result older than the notebook: then
@@ -174,14 +203,73 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
         todo, unchanged = plan(ids, limits, force)
         if todo and pool is None:
             pool = _Pool(jobs_n)
-        results, failures = _grade_all(pool.executor, todo, jobs_n, progress) if todo else ([], [])
+        graded = _grade_all(pool.executor, todo, jobs_n, progress) if todo else _Graded()
+        if graded.lost:
+            pool.close()
+            pool = None
+            graded = _grade_lost(graded, jobs_n, out)
+    except KeyboardInterrupt as stop:
+        if pool is not None:
+            pool.abort()
+            pool = None
+        recorded = stop.recorded if isinstance(stop, GradingInterrupted) else 0
+        out(
+            f"interrupted: {recorded} result(s) of this run are in the gradebook; run autograde "
+            "again to grade the rest"
+        )
+        raise SystemExit(130) from None
     finally:
         if pool is not None:
             pool.close()
-    for name, error in failures:
+    for name, error in graded.failures:
         out(f"grader error on {name}: {error}")
-    out(summary(ids, results, unchanged))
-    return results, failures, unchanged
+    out(summary(ids, graded.results, unchanged))
+    return graded.results, graded.failures, unchanged
+
+
+@dataclass
+class _Graded:
+    """What a grading pass gave: ``results``, ``failures`` ((name, error) of grader errors), and
+    ``lost``, the jobs whose worker process ended under them (``BrokenProcessPool``)."""
+
+    results: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+    lost: list = field(default_factory=list)
+
+
+LOST = (
+    "the notebook ended the grading process that ran it (it killed that process, say), again "
+    "when graded on its own: not graded, have a look at it"
+)
+
+
+def _grade_lost(graded, jobs_n, out):
+    """Grade again the jobs ``graded.lost``: a notebook ended a worker process (killed it, or
+    the template its kernels come from), and every job of the pool was lost with it. They go
+    to a new pool; when a pool is lost again, the jobs it lost are split in two, each half in a
+    pool of its own, down to a single notebook, the one to blame (``LOST``). Returns
+    ``graded`` with the new results and failures and nothing lost."""
+    batches, graded.lost = [graded.lost], []
+    out(f"{len(batches[0])} notebook(s) lost with a grading process that a notebook ended: again")
+    while batches:
+        batch = batches.pop()
+        pool = _Pool(min(jobs_n, len(batch)))
+        try:
+            again = _grade_all(pool.executor, batch, min(jobs_n, len(batch)), progress=False)
+        except KeyboardInterrupt as stop:
+            pool.abort()
+            recorded = len(graded.results) + getattr(stop, "recorded", 0)
+            raise GradingInterrupted(recorded) from None
+        pool.close()
+        graded.results += again.results
+        graded.failures += again.failures
+        if len(again.lost) == 1 and len(batch) == 1:
+            job = batch[0]
+            graded.failures.append((f"{job['student']}/{job['assignment']}", LOST))
+        elif again.lost:
+            half = (len(again.lost) + 1) // 2
+            batches += [part for part in (again.lost[:half], again.lost[half:]) if part]
+    return graded
 
 
 def _yield_cpu():
@@ -190,33 +278,42 @@ def _yield_cpu():
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
-def _record_all(futures, bar):
+def _record_all(futures, bar, stop, graded):
     """The gradebook's side of grading, on the CPU the template and the notebooks leave: it can
     wait, they cannot. Records the assignments' cells (nbgrader's imports and a build: a second
-    of CPU), then each result as it comes in, in one session: ``(results, failures)``."""
+    of CPU), then each result as it comes in, in one session, into ``graded`` (a ``_Graded``),
+    until every future is done or ``stop`` is set."""
     _yield_cpu()
     for aid in sorted({job["assignment"] for job in futures.values()}):
         gradebook.sync_assignment(aid)
-    results, failures = [], []
+    pending = set(futures)
     with gradebook.open_gradebook() as gb:
-        for future in as_completed(futures):
-            job = futures[future]
-            name = f"{job['student']}/{job['assignment']}"
-            try:
-                result = future.result()
-                _save(gb, result, job)
-                results.append(result)
-            except Exception as error:  # a grader fault: report it, go on with the others
-                gb.db.rollback()
-                failures.append((name, f"{type(error).__name__}: {error}"))
-            bar.set_postfix_str(name, refresh=False)
-            bar.update()
-    return results, failures
+        while pending and not stop.is_set():
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _record_done(gb, done, futures, bar, graded)
+
+
+def _record_done(gb, done, futures, bar, graded):
+    """Record the finished futures ``done`` (see ``_record_all``)."""
+    for future in done:
+        job = futures[future]
+        name = f"{job['student']}/{job['assignment']}"
+        try:
+            result = future.result()
+            _save(gb, result, job)
+            graded.results.append(result)
+        except BrokenProcessPool:  # a notebook ended its worker: see _grade_lost
+            graded.lost.append(job)
+        except Exception as error:  # a grader fault: report it, go on with the others
+            gb.db.rollback()
+            graded.failures.append((name, f"{type(error).__name__}: {error}"))
+        bar.set_postfix_str(name, refresh=False)
+        bar.update()
 
 
 def _grade_all(pool, todo, jobs_n, progress):
     """Submit every job to ``pool`` and record the results in a thread of low priority while
-    the notebooks run: ``(results, failures)``."""
+    the notebooks run: a ``_Graded``."""
     from tqdm import tqdm
 
     from .worker import grade
@@ -233,12 +330,19 @@ def _grade_all(pool, todo, jobs_n, progress):
         dynamic_ncols=True,
     )
     futures = {pool.submit(grade, job): job for job in todo}
+    stop, graded = threading.Event(), _Graded()
     recorder = ThreadPoolExecutor(max_workers=1)
+    recording = recorder.submit(_record_all, futures, bar, stop, graded)
     try:
-        return recorder.submit(_record_all, futures, bar).result()
+        recording.result()
+    except KeyboardInterrupt:
+        stop.set()  # the result being written is finished, the others are left for next time
+        wait([recording])
+        raise GradingInterrupted(len(graded.results)) from None
     finally:
-        recorder.shutdown(wait=False)  # on Ctrl+C: it ends once the pool is shut down
+        recorder.shutdown(wait=False)
         bar.close()
+    return graded
 
 
 def summary(ids, results, unchanged):

@@ -28,11 +28,13 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # nbformat and the Jupyter modules are imported where they are used: a grader imports this module
 # before it starts its template process (see autograde), and that should come first.
 
 TIMEOUT, CRASHED, NOT_RUN = "timeout", "dead-kernel", "not-run"
+KERNEL_FOLDER = "grader-kernel-"  # then the process id: see remove_kernel_folders
 # Characters a Unix socket's path can have (macOS: 103, Linux: 107).
 MAX_SOCKET_PATH = 103
 
@@ -160,6 +162,8 @@ class _Kernels:
         km = starter.km
         for name, value in own_sockets(self._folder()).items():
             setattr(km, name, value)
+        # its connection file too: a worker killed outright leaves nothing outside the folder
+        km.connection_file = os.path.join(self._folder(), f"{uuid.uuid4().hex[:12]}.json")
         if self.forks is not None:
             from .provisioner import ForkedProvisioner
 
@@ -191,7 +195,7 @@ class _Kernels:
         process exits: at exit of a plain process (``atexit``), and at the end of a grading
         worker, a multiprocessing child, which ends without running ``atexit`` hooks."""
         if self.folder is None:
-            self.folder = tempfile.mkdtemp(prefix="grader-kernel-")
+            self.folder = tempfile.mkdtemp(prefix=f"{KERNEL_FOLDER}{os.getpid()}-")
             atexit.register(self.close)
             multiprocessing.util.Finalize(None, self.close, exitpriority=0)
         return self.folder
@@ -432,3 +436,10 @@ def prepare(template=True):
 def close():
     """Kill this process's spare kernel and template, if any (also done when it exits)."""
     _KERNELS.close()
+
+
+def remove_kernel_folders(pid):
+    """Remove the kernel folders of process ``pid``, which was killed before it could (its
+    kernels, forked from a template, ended when its connection to the template closed)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{KERNEL_FOLDER}{pid}-*"):
+        shutil.rmtree(folder, ignore_errors=True)

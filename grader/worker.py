@@ -63,18 +63,21 @@ def grade(job):
     with the grades, exercises, flags and timing."""
     master = job["master"]
     outdir = Path(job["outdir"])
-    if outdir.exists():
-        shutil.rmtree(outdir)
-    outdir.mkdir(parents=True)
+    # Graded in a folder of its own, which replaces the last graded copy only when done: a run
+    # stopped half-way leaves the last copy as it was.
+    workdir = outdir.with_name(f".{outdir.name}.grading")
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
     for path, relative in master.extra_files:
-        (outdir / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, outdir / relative)
+        (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, workdir / relative)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicate cell ids are repaired by sanitize()
         submitted = nbformat.read(job["submitted"], as_version=4)
     nb, flags = sanitize(submitted, master)
-    log = runner.run(nb, outdir, job["limits"], next_kernel=job.get("next_kernel", False))
+    log = runner.run(nb, workdir, job["limits"], next_kernel=job.get("next_kernel", False))
     grades, exercises = summarise(nb, master, log.events)
     for index, event in sorted(log.events.items()):
         where = grade_id(nb.cells[index]) or f"cell {index + 1}"
@@ -88,7 +91,10 @@ def grade(job):
     for cell in nb.cells:
         cell.pop("id", None)  # the notebook is nbformat 4.4, without cell ids
     nb.nbformat_minor = 4
-    nbformat.write(nb, outdir / f"{master.name}.ipynb")
+    nbformat.write(nb, workdir / f"{master.name}.ipynb")
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    workdir.rename(outdir)
     return {
         "student": job["student"],
         "assignment": job["assignment"],

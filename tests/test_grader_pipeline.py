@@ -8,6 +8,7 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -419,6 +420,82 @@ def test_a_grading_run_leaves_nothing_in_the_temporary_folder(grading_run):
     assert list(temporary.iterdir()) == []
 
 
+def test_ctrl_c_stops_grading_cleanly_and_the_next_run_grades_the_rest(grading_run):
+    """Ctrl+C reaches the grader's whole process group, as from a terminal. The grader stops
+    within seconds with one line and code 130, no traceback; its workers, template and kernels
+    are gone and nothing is left in the temporary folder; the results recorded before stay,
+    the notebooks that were running are not recorded (no false dead-kernel), and the next run
+    grades those."""
+    import signal
+    import time
+
+    command, env, temporary = grading_run
+    workspace = Path(command[-1])
+    submitted = next(workspace.glob(f"submitted/alice/{A}/*.ipynb"))
+    shutil.rmtree(workspace / "submitted" / "dave")  # an endless loop: 60 s in each run
+    slow = [f"zz-slow-{k}" for k in range(4)]  # graded last (students are graded by name)
+    for sid in slow:
+        nb = nbformat.read(submitted, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(3)"))
+        (workspace / "submitted" / sid / A).mkdir(parents=True)
+        nbformat.write(nb, workspace / "submitted" / sid / A / submitted.name)
+    results = workspace / "results" / A
+    grading = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(results.glob("*.json")):
+            time.sleep(0.05)
+        everyone = _descendants(grading.pid)
+        os.killpg(grading.pid, signal.SIGINT)
+        out, err = grading.communicate(timeout=30)
+    finally:
+        if grading.poll() is None:
+            os.killpg(grading.pid, signal.SIGKILL)
+    assert grading.returncode == 130, err[-3000:]
+    assert "interrupted:" in out and "Traceback" not in err, err[-3000:]
+    assert not _running(everyone), [" ".join(p.cmdline()[:4]) for p in _running(everyone)]
+    assert list(temporary.iterdir()) == []
+    recorded = {path.stem for path in results.glob("*.json")}
+    assert recorded and not recorded & set(slow)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for sid in slow:
+        again = json.loads((results / f"{sid}.json").read_text())
+        assert ["dead-kernel", "cell 5"] not in again["flags"]
+        assert sum(s or 0 for s, *_ in again["grades"].values()) == CLASS["alice"][2]
+
+
+def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
+    tiny_class, tmp_path, monkeypatch, capsys
+):
+    """A notebook that kills the process grading it breaks the worker pool, and every job in
+    it is lost: those are graded again, and only the notebook that does it again is blamed."""
+    from grader import autograde
+
+    real_run = runner.run
+
+    def run(nb, cwd, limits=None, next_kernel=False):
+        if Path(cwd).parent.name == "bob":
+            os._exit(1)  # as a notebook that kills the process running it
+        return real_run(nb, cwd, limits, next_kernel)
+
+    monkeypatch.setattr(runner, "run", run)  # the workers are forked with it
+    _, _, folder, _ = tiny_class
+    workspace = tmp_path / "workspace"
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(workspace))
+    assert main(["collect", str(folder)]) == 0
+    shutil.rmtree(workspace / "submitted" / "dave")  # an endless loop: slow
+    code = main(["autograde", "-j", "2", "--cell-timeout", "10"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"grader error on bob/{A}: {autograde.LOST}" in out
+    graded = {path.stem for path in (workspace / "results" / A).glob("*.json")}
+    assert graded == set(CLASS) - {"bob", "dave"}
+
+
 def test_without_a_template_workers_are_spawned_and_grade_the_same(graded, tmp_path, monkeypatch):
     """Where kernels cannot be forked (not Linux), workers are spawned and kernels started the
     usual way: the grades are the same."""
@@ -540,9 +617,9 @@ def test_results_are_recorded_at_low_priority(monkeypatch):
     monkeypatch.setattr(autograde, "_save", save)
     base = priority()
     todo = [{"student": sid, "assignment": "a1"} for sid in ("s1", "s2")]
-    results, failures = autograde._grade_all(FinishedPool(), todo, 1, progress=False)
+    graded = autograde._grade_all(FinishedPool(), todo, 1, progress=False)
     low = min(base + 10, 19)
     assert seen[0] == ("sync", "a1", low)
     assert sorted(seen[1:]) == [("save", "s1", low), ("save", "s2", low)]
-    assert len(results) == 2 and failures == []
+    assert len(graded.results) == 2 and graded.failures == []
     assert priority() == base
