@@ -1,7 +1,8 @@
 """``python -m grader <command>``: the instructor's command line.
 
 Grading state lives in the workspace: ``--workspace DIR``, else $BACKPROP_GRADING_DIR, else
-``.grading/`` in the repository.
+``.grading/`` in the repository. Bad input (``course.UsageError``) and files that cannot be read
+or written (``OSError``) end the command with one line on stderr and exit code 2.
 """
 
 import argparse
@@ -83,6 +84,13 @@ def run(args):
     return 2
 
 
+def message(error):
+    """``error`` as the one line the instructor sees."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     # nbgrader starts `alembic` by name: this environment's executables come first.
@@ -91,8 +99,8 @@ def main(argv=None):
         os.environ[course.WORKSPACE_ENV] = os.path.abspath(args.workspace)
     try:
         return run(args)
-    except (course.UsageError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (course.UsageError, OSError) as error:
+        print(f"error: {message(error)}", file=sys.stderr)
         return 2
 
 

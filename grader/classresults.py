@@ -5,6 +5,8 @@ import json
 from . import course
 from .master import Master
 
+NOTHING_GRADED = "nothing graded yet: run `python -m grader autograde` first"
+
 
 def cell_exercises(assignment):
     """``{grade_id: exercise}`` for every graded cell of ``assignment``, in notebook order."""

@@ -29,6 +29,15 @@ def assignments():
     return sorted(p.name for p in SOURCE.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
+def known(ids):
+    """``ids``, once each is known to be an assignment in ``solutions/``; else ``UsageError``."""
+    names = assignments()
+    unknown = [a for a in ids if a not in names]
+    if unknown:
+        raise UsageError(f"unknown assignment(s): {', '.join(unknown)} (known: {', '.join(names)})")
+    return list(ids)
+
+
 def source_notebooks(assignment):
     """The source notebooks of ``assignment``, sorted."""
     return sorted((SOURCE / assignment).glob("*.ipynb"))

@@ -16,7 +16,7 @@ import csv
 from pathlib import Path
 
 from . import course, gradebook
-from .classresults import cell_exercises, graded_assignments, results
+from .classresults import NOTHING_GRADED, cell_exercises, graded_assignments, results
 
 FIXED = [
     "student_id",
@@ -95,7 +95,10 @@ def rows():
 
 
 def export(to=None, out=print):
-    """Write the CSV (default ``exports/grades.csv`` in the workspace); returns its path."""
+    """Write the CSV (default ``exports/grades.csv`` in the workspace); returns its path.
+    ``UsageError`` when nothing has been graded yet."""
+    if not graded_assignments():
+        raise course.UsageError(NOTHING_GRADED)
     header, table = rows()
     path = Path(to) if to else course.folder("exports") / "grades.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

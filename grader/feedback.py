@@ -1,44 +1,126 @@
 """``feedback``: one HTML page per student and assignment, with hidden tests removed.
 
-nbgrader's ``generate_feedback`` renders the autograded notebooks (``GenerateFeedback``
-preprocessors in ``nbgrader_config.py`` clear hidden tests and scrub tracebacks); every page is
-then checked for hidden-test lines, and a page that still shows one is deleted and reported.
+nbgrader's ``GenerateFeedback`` renders each autograded notebook as a page; its preprocessors
+(``nbgrader_config.py``) clear the hidden tests and scrub them from every output (``scrub``).
+The converter used here, ``PagesOnly``, differs from it in three ways:
+
+- it writes the pages and nothing else. nbgrader also copies every other file of
+  ``autograded/<student>/<assignment>/``: files the submission's code wrote, which can hold
+  anything the code could read (its own cells with the hidden tests, for example);
+- a notebook that cannot be rendered is named with a one-line reason, and the others are rendered;
+- it moves a progress bar.
+
+Then every file in ``feedback/*/<assignment>/`` is checked for hidden-test lines
+(``scrub.leaks``); a file that shows one is deleted and named.
 """
 
 import sys
+from pathlib import Path
 
-from . import course
-from .master import Master
-from .scrub import leaks
+from . import course, nbgrader_parts, progress
+from .classresults import NOTHING_GRADED
+from .scrub import Hidden, leaks
+
+nbgrader_parts.load()
+from nbgrader.converters import GenerateFeedback  # noqa: E402
+from nbgrader.coursedir import CourseDirectory  # noqa: E402
+from nbgrader.utils import capture_log  # noqa: E402
+
+
+def _one_line(error):
+    """``Kind: first line of the message``."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+class PagesOnly(GenerateFeedback):
+    """``GenerateFeedback`` that writes only the pages and keeps going past a notebook it cannot
+    render. Set ``failures`` (a list) and ``bar`` (a progress bar) before ``start()``."""
+
+    def init_assignment(self, assignment_id, student_id):
+        """Copy none of the files beside the notebooks (nbgrader copies them all)."""
+
+    def convert_single_notebook(self, notebook_filename):
+        """Render one notebook; a failure is added to ``failures`` as ``(student, notebook,
+        reason)`` and raised again, so that nbgrader removes that student's pages and goes on."""
+        path = Path(notebook_filename)
+        try:
+            super().convert_single_notebook(notebook_filename)
+        except Exception as error:
+            self.failures.append((path.parent.parent.name, path.stem, _one_line(error)))
+            raise
+        finally:
+            self.bar.update()
+
+
+def graded_notebooks(assignment):
+    """The autograded notebooks of ``assignment``: ``autograded/<student>/<assignment>/*``."""
+    return sorted(course.folder("autograded").glob(f"*/{assignment}/*.ipynb"))
+
+
+def _assignments(ids):
+    """The assignments to give feedback on: ``ids`` (each known and graded), else every graded
+    one; ``UsageError`` when there is nothing to give feedback on."""
+    if not ids:
+        ids = [a for a in course.assignments() if graded_notebooks(a)]
+        if not ids:
+            raise course.UsageError(NOTHING_GRADED)
+    for aid in course.known(ids):
+        if not graded_notebooks(aid):
+            raise course.UsageError(
+                f"nothing graded for {aid} yet: run `python -m grader autograde` first"
+            )
+    return list(ids)
+
+
+def render(assignment, bar):
+    """Write the pages of ``assignment``; returns one line per student it could not write."""
+    config = course.load_config()
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = assignment
+    app = PagesOnly(coursedir=coursedir, config=config)
+    app.force = True
+    app.failures, app.bar = [], bar
+    result = capture_log(app)
+    problems = [
+        f"no feedback for {student}/{assignment}/{notebook}: {reason}"
+        for student, notebook, reason in app.failures
+    ]
+    if not result["success"] and not problems:
+        last = result.get("error", "").strip().splitlines()[-1:] or ["unknown error"]
+        problems.append(f"no feedback for {assignment}: {last[0]}")
+    return problems
+
+
+def withhold_leaks(assignment):
+    """Delete every file in ``feedback/*/<assignment>/`` that shows a hidden-test line of the
+    assignment; returns one line per file deleted."""
+    hidden = [Hidden.of_notebook(assignment, s.stem) for s in course.source_notebooks(assignment)]
+    problems = []
+    for path in sorted(course.folder("feedback").glob(f"*/{assignment}/**/*")):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found = [line for h in hidden for line in leaks(text, h)]
+        if found:
+            path.unlink()
+            problems.append(f"withheld {path}: it shows the hidden test line {found[0]!r}")
+    return problems
 
 
 def feedback(ids=None, out=print):
-    """Write the pages; returns 0, or 1 when nbgrader failed or a page had to be withheld."""
-    from nbgrader.apps import NbGraderAPI
-
-    autograded = course.folder("autograded")
-    ids = list(ids or [a for a in course.assignments() if any(autograded.glob(f"*/{a}"))])
-    api = NbGraderAPI(config=course.load_config())
-    status = 0
-    pages = 0
+    """Write the pages and check every page on disk; returns 0, or 1 when a page could not be
+    written or had to be withheld (each named on stderr)."""
+    ids = _assignments(ids)
+    problems = []
+    total = sum(len(graded_notebooks(aid)) for aid in ids)
+    with progress.bar(total, "feedback", "page") as bar:
+        for aid in ids:
+            problems += render(aid, bar)
     for aid in ids:
-        result = api.generate_feedback(aid)
-        if not result["success"]:
-            print(f"error: feedback for {aid} failed: {result.get('error', '')}", file=sys.stderr)
-            status = 1
-            continue
-        for source in course.source_notebooks(aid):
-            hidden = Master.load(source, aid).hidden_lines()
-            for page in sorted(course.folder("feedback").glob(f"*/{aid}/{source.stem}.html")):
-                found = leaks(page.read_text(encoding="utf-8"), hidden)
-                if found:
-                    page.unlink()
-                    print(
-                        f"error: withheld {page}: it shows the hidden test line {found[0]!r}",
-                        file=sys.stderr,
-                    )
-                    status = 1
-                else:
-                    pages += 1
+        problems += withhold_leaks(aid)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    pages = sum(len(list(course.folder("feedback").glob(f"*/{aid}/*.html"))) for aid in ids)
     out(f"{pages} feedback page(s) in {course.folder('feedback')}")
-    return status
+    return 1 if problems else 0

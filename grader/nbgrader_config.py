@@ -26,10 +26,10 @@ c.ExecutePreprocessor.timeout = 30
 # A deleted test cell is put back from the source instead of silently scoring nothing.
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.create_student = True
-# Feedback never shows hidden tests: not in the cells, not in tracebacks.
+# Feedback never shows hidden tests: not in the cells, not in any output.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
-    "grader.scrub.ScrubHiddenTracebacks",
+    "grader.scrub.ScrubHiddenOutputs",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

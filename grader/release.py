@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-from .course import RELEASE, SOURCE, assignments, load_config
+from .course import RELEASE, SOURCE, assignments, known, load_config
 
 
 def canonical(path):
@@ -60,7 +60,7 @@ def release(ids=None, check=False, out=print):
 
     Returns the list of notebooks that differ (always empty without ``check``).
     """
-    ids = list(ids or assignments())
+    ids = known(ids or assignments())
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         target = Path(tmp) / "release" if check else RELEASE
         generate(ids, target, Path(tmp) / "workspace")

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import course
-from .classresults import exercises, graded_assignments, results
+from .classresults import NOTHING_GRADED, exercises, graded_assignments, results
 from .table import format_table
 
 COLOURS = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -106,7 +106,7 @@ def report(to=None, out=print):
     """Print the table; write the HTML page (and ``report.json`` beside it); returns the rows."""
     rows = class_report()
     if not rows:
-        out("nothing graded yet: run `python -m grader autograde` first")
+        out(NOTHING_GRADED)
         return rows
     page = Path(to) if to else course.folder("exports") / "report.html"
     page.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,21 @@
-"""Keep hidden tests out of feedback: scrub tracebacks, and check the pages that come out.
+"""Keep hidden tests out of feedback: scrub what a graded notebook shows, and check the pages.
 
-nbgrader's ``ClearHiddenTests`` removes hidden tests from the cells' source, but a traceback
-still quotes the failing hidden line (and the lines around it). ``ScrubHiddenTracebacks`` (in
-``GenerateFeedback.preprocessors``, after ``ClearHiddenTests``) replaces every traceback or
-error line that contains a hidden-test line. ``leaks(html, lines)`` is the final check on a page.
+nbgrader's ``ClearHiddenTests`` removes hidden tests from the cells' source, but outputs can still
+show them: a traceback quotes the failing hidden line (and the lines around it), and a submission
+can print them (``print(In)`` prints every executed cell's source, hidden tests included, as one
+line). ``ScrubHiddenOutputs`` (in ``GenerateFeedback.preprocessors``, after ``ClearHiddenTests``)
+replaces them in every output; ``leaks(page, hidden)`` is the final check on a page.
+
+What shows a hidden-test line (``Hidden``): a line that is that line once a traceback's arrow and
+line number are removed, or a line that holds it anywhere, as it is or quoted the way a Python or
+JSON string literal quotes it. Only lines the learner was not given count inside a longer line: a
+hidden ``relu.forward(x)`` does not make the visible ``y = relu.forward(x)`` a leak.
 """
 
 import html
+import json
 import re
+from dataclasses import dataclass
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
@@ -17,15 +25,45 @@ from .scoring import strip_ansi
 
 PLACEHOLDER = "    (a line of a hidden test)"
 TAGS = re.compile(r"<[^>]+>")
-
-
-def _hidden(assignment, notebook):
-    path = course.SOURCE / assignment / f"{notebook}.ipynb"
-    return Master.load(path, assignment).hidden_lines() if path.exists() else []
-
-
 # What a traceback puts before a quoted source line: "---> 12 " or "     12 ".
 TRACEBACK_PREFIX = re.compile(r"^\s*(?:-*>\s*)?\d+\s")
+
+
+def _quoted(line):
+    """The ways ``line`` shows inside a longer one: as it is, in a Python string literal (``'``
+    and ``\\`` escaped) and in a JSON one."""
+    return {line, line.replace("\\", "\\\\").replace("'", "\\'"), json.dumps(line)[1:-1]}
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """The hidden-test lines of a notebook: ``lines`` must not show as a line, ``fragments``
+    (those the released notebook does not contain) not even inside one."""
+
+    lines: frozenset = frozenset()
+    fragments: tuple = ()  # ((line, its quoted forms), ...)
+
+    @classmethod
+    def of_lines(cls, lines, released_text):
+        """From the hidden-test ``lines`` and the text of the notebook learners were given."""
+        inside = sorted(line for line in set(lines) if line not in released_text)
+        return cls(frozenset(lines), tuple((line, tuple(_quoted(line))) for line in inside))
+
+    @classmethod
+    def of_notebook(cls, assignment, notebook):
+        """Of a notebook of ``solutions/`` (nothing hidden when there is no such notebook)."""
+        path = course.SOURCE / str(assignment) / f"{notebook}.ipynb"
+        if not path.exists():
+            return cls()
+        master = Master.load(path, assignment)
+        released = "\n".join(cell["source"] for cell in master.released["cells"])
+        return cls.of_lines(master.hidden_lines(), released)
+
+    def shown(self, text):
+        """The hidden-test lines that ``text`` shows, sorted."""
+        whole = {code for code in map(_as_code, text.split("\n")) if code in self.lines}
+        inside = {line for line, forms in self.fragments if any(form in text for form in forms)}
+        return sorted(whole | inside)
 
 
 def _as_code(line):
@@ -34,38 +72,57 @@ def _as_code(line):
     return TRACEBACK_PREFIX.sub("", strip_ansi(line), count=1).strip()
 
 
-def scrub_text(text, lines):
-    """``text`` with every line that shows one of the hidden ``lines`` replaced by a placeholder.
+def scrub_text(text, hidden):
+    """``text`` with every line that is a hidden-test line, and every hidden-test line inside a
+    longer line, replaced by the placeholder."""
+    text = "\n".join(
+        PLACEHOLDER if _as_code(line) in hidden.lines else line for line in text.split("\n")
+    )
+    for _, forms in hidden.fragments:
+        for form in forms:
+            text = text.replace(form, PLACEHOLDER.strip())
+    return text
 
-    A whole line must match: a hidden ``relu.forward(x)`` does not hide a visible
-    ``y = relu.forward(x)``, which is the learner's own code.
-    """
-    hidden = set(lines)
-    return "\n".join(PLACEHOLDER if _as_code(line) in hidden else line for line in text.split("\n"))
+
+def leaks(page, hidden):
+    """The hidden-test lines a page (HTML, or any text) shows: read as it is, without colour
+    codes, and as a browser shows it (tags removed, entities decoded)."""
+    readings = {page, strip_ansi(page), html.unescape(TAGS.sub("", page))}
+    return sorted({line for text in readings for line in hidden.shown(text)})
 
 
-def scrub_notebook(nb, lines):
-    """Scrub every error output of ``nb`` in place."""
+def scrub_output(text, hidden):
+    """``scrub_text``; an output that still shows a hidden-test line (split by colour codes or
+    HTML) is replaced as a whole."""
+    text = scrub_text(text, hidden)
+    return PLACEHOLDER.strip() if leaks(text, hidden) else text
+
+
+def scrub_notebook(nb, hidden):
+    """Scrub every output of ``nb`` in place: errors, streams and every text of rich outputs."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                output["evalue"] = scrub_text(output.get("evalue", ""), lines)
-                output["traceback"] = [scrub_text(t, lines) for t in output.get("traceback", [])]
+            kind = output.get("output_type")
+            if kind == "error":
+                output["evalue"] = scrub_output(output.get("evalue", ""), hidden)
+                output["traceback"] = [scrub_output(t, hidden) for t in output.get("traceback", [])]
+            elif kind == "stream":
+                output["text"] = scrub_output(_joined(output.get("text", "")), hidden)
+            for mime, value in output.get("data", {}).items():
+                if isinstance(value, (str, list)):
+                    output["data"][mime] = scrub_output(_joined(value), hidden)
     return nb
 
 
-def leaks(page, lines):
-    """The hidden-test lines that can be read as a line of an HTML ``page`` (tags and entities
-    removed, traceback prefixes ignored)."""
-    hidden = set(lines)
-    text = html.unescape(TAGS.sub("", page))
-    return sorted({code for code in map(_as_code, text.split("\n")) if code in hidden})
+def _joined(value):
+    """An output's text, which a notebook may store as a list of lines."""
+    return value if isinstance(value, str) else "".join(value)
 
 
-class ScrubHiddenTracebacks(NbGraderPreprocessor):
-    """nbgrader preprocessor: remove hidden-test lines from error outputs."""
+class ScrubHiddenOutputs(NbGraderPreprocessor):
+    """nbgrader preprocessor: remove hidden-test lines from every output."""
 
     def preprocess(self, nb, resources):
         info = resources.get("nbgrader", {})
-        lines = _hidden(info.get("assignment"), info.get("notebook"))
-        return scrub_notebook(nb, lines), resources
+        hidden = Hidden.of_notebook(info.get("assignment"), info.get("notebook"))
+        return scrub_notebook(nb, hidden), resources

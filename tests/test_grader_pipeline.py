@@ -31,16 +31,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader-tiny-course")]
 A = tiny.ASSIGNMENT
 
 
-def student_nb(released, answers, edit=None):
-    nb = copy.deepcopy(released)
-    for cell in nb.cells:
-        if grade_id(cell) in answers:
-            cell.source = answers[grade_id(cell)]
-    if edit:
-        edit(nb)
-    return nb
-
-
 def _crash(nb):
     nb.cells.insert(3, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
 
@@ -124,7 +114,7 @@ def tiny_class(tmp_path_factory):
         path = folder / sid / A / f"{tiny.NOTEBOOK}.ipynb"
         path.parent.mkdir(parents=True)
         fill = {} if answers is None else {**tiny.CORRECT, **answers}
-        nbformat.write(student_nb(released, fill, edit), path)
+        nbformat.write(tiny.student_nb(released, fill, edit), path)
     # An LMS-style zip: a wrapping folder, one good student, and bad input of every kind.
     zipped = root / "export.zip"
     with zipfile.ZipFile(zipped, "w") as z:

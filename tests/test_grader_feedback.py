@@ -1,0 +1,188 @@
+"""Feedback and the instructor's error messages, on the tiny course: submissions that try to get
+hidden tests into their feedback, a submission nbgrader cannot render, and commands run with
+bad input or in the wrong order (one line on stderr, no traceback, a non-zero exit code)."""
+
+import html
+import os
+import pathlib
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
+
+import tiny_course as tiny  # noqa: E402
+
+from grader import course, scrub  # noqa: E402
+from grader.__main__ import main  # noqa: E402
+from grader.master import Master  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader-feedback")]
+A = tiny.ASSIGNMENT
+
+
+def _last_cell(source):
+    def edit(nb):
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+
+    return edit
+
+
+def _hidden_markdown(nb):
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell("### BEGIN HIDDEN TESTS\nmy own notes\n### END HIDDEN TESTS")
+    )
+
+
+# student: what their submission adds to a correct one
+CLASS = {
+    "alice": None,
+    # every executed cell's source, hidden tests included, as one output line
+    "mallory": _last_cell("print(In)"),
+    # a file in the working directory with the same
+    "nina": _last_cell('open("my_notes.txt", "w").write("\\n".join(In))'),
+    # a markdown cell that nbgrader refuses to render
+    "oscar": _hidden_markdown,
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The tiny class collected and graded in a workspace of its own."""
+    root = tmp_path_factory.mktemp("feedback")
+    saved_env, saved_source = os.environ.get(course.WORKSPACE_ENV), course.SOURCE
+    os.environ[course.WORKSPACE_ENV] = str(root / "workspace")
+    course.SOURCE = root / "solutions"
+    tiny.write_source(course.SOURCE)
+    released = Master.load(course.SOURCE / A / f"{tiny.NOTEBOOK}.ipynb", A).released_nb()
+    for sid, edit in CLASS.items():
+        path = root / "class" / sid / A / f"{tiny.NOTEBOOK}.ipynb"
+        path.parent.mkdir(parents=True)
+        nbformat.write(tiny.student_nb(released, tiny.CORRECT, edit), path)
+    assert main(["collect", str(root / "class")]) == 0
+    assert main(["autograde", "-j", "1", "--cell-timeout", "10", "--notebook-timeout", "60"]) == 0
+    yield root
+    course.SOURCE = saved_source
+    if saved_env is None:
+        os.environ.pop(course.WORKSPACE_ENV, None)
+    else:
+        os.environ[course.WORKSPACE_ENV] = saved_env
+
+
+def hidden_lines():
+    source = nbformat.read(course.SOURCE / A / f"{tiny.NOTEBOOK}.ipynb", as_version=4)
+    lines = []
+    for cell in source.cells:
+        part = cell.source.partition("### BEGIN HIDDEN TESTS")[2].partition("### END")[0]
+        lines += [line.strip() for line in part.splitlines() if line.strip()]
+    assert len(lines) == 5
+    return lines
+
+
+@pytest.fixture(scope="module")
+def feedback_run(graded):
+    """``feedback`` run once on the class: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["feedback"])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_page_that_cannot_be_rendered_names_its_student_and_the_others_get_theirs(
+    feedback_run,
+):
+    code, out, err = feedback_run
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "oscar" in lines[0] and "Traceback" not in err, err
+    assert "3 feedback page(s)" in out, out
+    pages = sorted(p.parent.parent.name for p in course.folder("feedback").glob(f"*/{A}/*.html"))
+    assert pages == ["alice", "mallory", "nina"]
+
+
+def test_printed_cell_sources_show_no_hidden_test(feedback_run):
+    page = course.folder("feedback") / "mallory" / A / "tiny.html"
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+    assert "print(In)" in text
+    for line in hidden_lines():
+        assert line not in text, f"{page} shows hidden test line {line!r}"
+    assert scrub.PLACEHOLDER.strip() in text
+
+
+def test_feedback_holds_the_pages_and_nothing_a_submission_wrote(feedback_run):
+    assert (
+        "x_hidden_case" in (course.folder("autograded") / "nina" / A / "my_notes.txt").read_text()
+    )
+    files = sorted(
+        str(p.relative_to(course.folder("feedback")))
+        for p in course.folder("feedback").rglob("*")
+        if p.is_file()
+    )
+    assert files == [f"{sid}/{A}/tiny.html" for sid in ("alice", "mallory", "nina")]
+
+
+def test_a_hidden_line_inside_a_longer_line_is_a_leak():
+    hidden = scrub.Hidden.of_lines(["x_hidden_case = np.arange(3)", "check(x_hidden_case)"], "")
+    shown = "['import numpy', 'x = 1\\nx_hidden_case = np.arange(3)\\ncheck(x_hidden_case)']"
+    page = f"<pre>{html.escape(shown)}</pre>"
+    assert scrub.leaks(page, hidden) == ["check(x_hidden_case)", "x_hidden_case = np.arange(3)"]
+    assert scrub.leaks(html.escape(scrub.scrub_text(shown, hidden)), hidden) == []
+
+
+def test_a_hidden_line_inside_a_visible_line_is_not_a_leak():
+    """``relu.forward(x)`` in a hidden test does not make a visible ``y = relu.forward(x)``
+    (given to every learner, or written by one) a leak."""
+    hidden = scrub.Hidden.of_lines(["relu.forward(x)"], "y = relu.forward(x)")
+    assert scrub.leaks("<p>y = relu.forward(x)</p>", hidden) == []
+    assert scrub.leaks("<p>relu.forward(x)</p>", hidden) == ["relu.forward(x)"]
+
+
+def one_line_error(capsys, argv, code=2):
+    assert main(argv) == code
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith("error: "), captured.err
+    return captured.err
+
+
+@pytest.mark.parametrize("command", ["release", "feedback"])
+def test_an_unknown_assignment_is_named(capsys, command):
+    err = one_line_error(capsys, [command, "99-nope"])
+    assert "unknown assignment(s): 99-nope" in err
+
+
+def test_feedback_and_export_before_autograde_say_nothing_was_graded(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(
+        course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV]
+    )  # --workspace sets it
+    assignment = course.assignments()[0]
+    err = one_line_error(capsys, ["--workspace", str(tmp_path), "feedback", assignment])
+    assert f"nothing graded for {assignment} yet" in err and "autograde" in err
+    err = one_line_error(capsys, ["--workspace", str(tmp_path), "export"])
+    assert "nothing graded yet" in err and "autograde" in err
+    assert not (tmp_path / "exports" / "grades.csv").exists()
+
+
+def test_export_to_a_folder_is_one_line(graded, tmp_path, capsys):
+    err = one_line_error(capsys, ["export", "--to", str(tmp_path)])
+    assert str(tmp_path) in err and "directory" in err.lower()
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_a_read_only_workspace_is_one_line(graded, capsys, monkeypatch, command):
+    real_mkdir = pathlib.Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name == "exports":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    err = one_line_error(capsys, [command])
+    assert "Permission denied" in err and "exports" in err
