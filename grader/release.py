@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import progress
 from .course import RELEASE, SOURCE, assignments, known, load_config
 
 
@@ -45,14 +46,17 @@ def generate(ids, release_dir, workspace_dir):
         }
     )
     api = NbGraderAPI(config=config)
-    for aid in ids:
-        result = api.generate_assignment(aid, force=True, create=True)
-        if not result["success"]:
-            raise RuntimeError(
-                f"generate_assignment {aid} failed:\n{result.get('log', '')}\n{result['error']}"
-            )
-        for nb in sorted((Path(release_dir) / aid).glob("*.ipynb")):
-            canonical(nb)
+    with progress.bar(len(ids), "release", "assignment") as bar:
+        for aid in ids:
+            bar.set_postfix_str(aid)
+            result = api.generate_assignment(aid, force=True, create=True)
+            if not result["success"]:
+                raise RuntimeError(
+                    f"generate_assignment {aid} failed:\n{result.get('log', '')}\n{result['error']}"
+                )
+            for nb in sorted((Path(release_dir) / aid).glob("*.ipynb")):
+                canonical(nb)
+            bar.update()
 
 
 def release(ids=None, check=False, out=print):

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
 
 import tiny_course as tiny  # noqa: E402
 
-from grader import course, scrub  # noqa: E402
+from grader import course, progress, scrub  # noqa: E402
 from grader.__main__ import main  # noqa: E402
 from grader.master import Master  # noqa: E402
 
@@ -186,3 +186,45 @@ def test_a_read_only_workspace_is_one_line(graded, capsys, monkeypatch, command)
     monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
     err = one_line_error(capsys, [command])
     assert "Permission denied" in err and "exports" in err
+
+
+class Bar:
+    """A stand-in for ``progress.bar`` that counts."""
+
+    def __init__(self, total, desc, unit):
+        self.total, self.desc, self.count = total, desc, 0
+        made.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        self.count += n
+
+    def set_postfix_str(self, text, refresh=True):
+        pass
+
+
+made = []
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    """The progress bars made while the test runs."""
+    monkeypatch.setattr(progress, "bar", Bar)
+    made.clear()
+    return made
+
+
+def test_feedback_counts_its_pages_on_a_progress_bar(feedback_run, bars):
+    assert main(["feedback"]) == 1  # oscar's page still cannot be rendered
+    assert [(b.desc, b.total, b.count) for b in bars] == [("feedback", len(CLASS), len(CLASS))]
+
+
+def test_release_check_counts_the_assignments_on_a_progress_bar(bars, monkeypatch):
+    monkeypatch.setattr(course, "SOURCE", course.REPO / "solutions")  # not the tiny course's
+    assert main(["release", "--check", "01-chain-rule"]) == 0
+    assert [(b.desc, b.total, b.count) for b in bars] == [("release", 1, 1)]
