@@ -4,19 +4,33 @@ Columns: ``student_id, assignment, score, max_score, needs_manual_grade, flags, 
 warnings`` and then one column of points per exercise (empty when the exercise belongs to
 another assignment). Scores come from the gradebook, so marks changed in the formgrader are
 exported; flags, mistakes and warnings come from the last autograde. A student without a
-submission for an assignment gets 0 and the flag ``not-submitted``.
+submission for an assignment gets 0 and the flag ``not-submitted``. Every notebook in the
+workspace's ``submitted/`` has a row: one that has no grade (grading it failed, or it was never
+graded) gets an empty score and the flag ``grader-error`` or ``not-graded``.
 
 ``flags``: ``kind(cell)`` items joined by ``; `` with kind ``timeout``, ``dead-kernel``,
-``not-run``, ``restored-cell``, ``missing-cell``, ``duplicated-cell``. ``mistakes``:
-``exercise:key`` items. ``needs_manual_grade`` is ``yes`` when a cell waits for a human
-(manually graded answers, or cells lost with a dead kernel).
+``not-run``, ``restored-cell``, ``missing-cell``, ``duplicated-cell``, or ``kind(notebook)``
+with kind ``grader-error`` (autograde began on the notebook and left no graded copy; its
+message is in autograde's output) or ``not-graded`` (autograde has not run on it).
+``mistakes``: ``exercise:key`` items. ``needs_manual_grade`` is ``yes`` when a cell waits for a
+human (manually graded answers, cells lost with a dead kernel, answer cells that were missing or
+put back together) or the notebook has no grade.
 """
 
 import csv
 from pathlib import Path
 
 from . import course, gradebook
-from .classresults import NOTHING_GRADED, cell_exercises, graded_assignments, results
+from .classresults import (
+    NOTHING_GRADED,
+    answer_cells,
+    cell_exercises,
+    graded_assignments,
+    max_score,
+    results,
+    submissions,
+    submitted_assignments,
+)
 
 FIXED = [
     "student_id",
@@ -28,7 +42,27 @@ FIXED = [
     "mistakes",
     "warnings",
 ]
-MANUAL = {"dead-kernel"}
+MANUAL = {"dead-kernel", "grader-error", "not-graded"}
+REPAIRED = {"restored-cell", "missing-cell"}  # on an answer cell, the grade may be wrong
+
+
+def grading_flags(paths, recorded):
+    """``[(kind, notebook)]`` for the submitted notebooks ``paths`` that have no grade: no
+    autograded copy, or none of their grades ``recorded`` in the gradebook. ``grader-error``
+    when autograde began on one (its folder in ``autograded/`` exists: the grading worker makes
+    it first and writes the graded notebook into it last), else ``not-graded``."""
+    flags = []
+    for path in paths:
+        folder = course.folder("autograded") / path.parent.parent.name / path.parent.name
+        if not recorded or not (folder / path.name).exists():
+            flags.append(("grader-error" if folder.is_dir() else "not-graded", path.name))
+    return flags
+
+
+def needs_human(flags, answers):
+    """True when one of ``flags`` asks for a human: a lost cell, an ungraded notebook, or an
+    answer cell (grade_id in ``answers``) that was missing or put back together."""
+    return any(kind in MANUAL or (kind in REPAIRED and where in answers) for kind, where in flags)
 
 
 def _columns(per_assignment):
@@ -46,32 +80,43 @@ def _columns(per_assignment):
 
 def rows():
     """``(header, rows)`` of the export, rows as dicts."""
-    ids = graded_assignments()
+    ids = submitted_assignments()
     cells = {aid: cell_exercises(aid) for aid in ids}
     per_assignment = {aid: list(dict.fromkeys(m.values())) for aid, m in cells.items()}
     columns = _columns(per_assignment)
     header = FIXED + list(columns.values())
-    students = gradebook.students()
+    submitted = submissions()
+    students = sorted(set(gradebook.students()) | {sid for sid, _ in submitted})
     out = []
     for aid in ids:
         stored = results(aid)
         book = gradebook.scores(aid)
+        answers = answer_cells(aid)
         for sid in students:
             row = {"student_id": sid, "assignment": aid}
-            if sid not in book:
+            paths = submitted.get((sid, aid), [])
+            ungraded = grading_flags(paths, recorded=sid in book)
+            if sid not in book and not paths:
                 row.update(score=0, max_score="", needs_manual_grade="no", flags="not-submitted")
                 out.append(row)
                 continue
+            if sid not in book:
+                row.update(
+                    score="",
+                    max_score=f"{max_score(aid):g}",
+                    needs_manual_grade="yes",
+                    flags="; ".join(f"{kind}({where})" for kind, where in ungraded),
+                )
+                out.append(row)
+                continue
             entry, result = book[sid], stored.get(sid, {})
-            flags = [f"{kind}({where})" for kind, where in result.get("flags", [])]
-            manual = entry["needs_manual_grade"] or any(
-                kind in MANUAL for kind, _ in result.get("flags", [])
-            )
+            flags = [tuple(flag) for flag in result.get("flags", [])] + ungraded
+            manual = entry["needs_manual_grade"] or needs_human(flags, answers)
             row.update(
                 score=f"{entry['score']:g}",
                 max_score=f"{entry['max_score']:g}",
                 needs_manual_grade="yes" if manual else "no",
-                flags="; ".join(flags),
+                flags="; ".join(f"{kind}({where})" for kind, where in flags),
                 mistakes="; ".join(
                     f"{ex['name']}:{key}"
                     for ex in result.get("exercises", [])

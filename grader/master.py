@@ -29,12 +29,17 @@ HIDDEN_END = "### END HIDDEN TESTS"
 
 
 def nbgrader_meta(cell):
-    """The cell's nbgrader metadata (an empty dict when it has none)."""
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+    """The cell's nbgrader metadata: an empty dict when it has none, or when what it has is not
+    a dict (a damaged submission: ``"nbgrader": "x"``)."""
+    metadata = cell.get("metadata")
+    meta = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def grade_id(cell):
-    return nbgrader_meta(cell).get("grade_id")
+    """The cell's nbgrader grade_id; None when it has none, or one that is not a string."""
+    gid = nbgrader_meta(cell).get("grade_id")
+    return gid if isinstance(gid, str) and gid else None
 
 
 def is_answer(cell):

@@ -4,21 +4,33 @@ Works cell by cell against the ``Master``: answer cells keep the learner's code;
 and other locked cells get the instructor's source back (with the hidden tests); a cell whose
 ``grade_id`` appears again (a pasted copy) keeps its first occurrence and the copies become
 plain cells; graded or locked code cells that were deleted are put back after the cell that
-precedes them in the source. Nothing here raises on a strange submission: every repair is
-returned as a flag ``(kind, grade_id)`` with kind ``restored-cell``, ``missing-cell`` or
-``duplicated-cell``.
+precedes them in the source. A cell is known by its grade_id, or, when its nbgrader metadata
+is missing or damaged (not a dict, a grade_id that is not a string), by its source or place
+(``cellmatch``); an answer cell known by its place is flagged ``restored-cell``, as it may be
+the wrong one. Nothing here raises on a strange submission: every repair is returned as a flag
+``(kind, grade_id)`` with kind ``restored-cell``, ``missing-cell`` or ``duplicated-cell``.
 """
 
 import copy
 
 import nbformat
 
-from .master import grade_id, is_answer, nbgrader_meta
+from .cellmatch import BY_PLACE, locate, normal
+from .master import grade_id, is_answer
 
 
 def _plain(cell):
     """The cell without nbgrader metadata: it runs, but counts for nothing."""
     cell.metadata.pop("nbgrader", None)
+    return cell
+
+
+def _readable(cell):
+    """The cell as a code or markdown cell with a metadata dict (raw cells become markdown)."""
+    if cell.cell_type not in ("code", "markdown"):
+        cell = nbformat.v4.new_markdown_cell(cell.source)
+    if not isinstance(cell.get("metadata"), dict):
+        cell.metadata = nbformat.NotebookNode()
     return cell
 
 
@@ -31,10 +43,6 @@ def _set_type(cell, cell_type):
     return fresh
 
 
-def _normal(text):
-    return "\n".join(line.rstrip() for line in text.strip().splitlines())
-
-
 def sanitize(submitted, master):
     """``(notebook, flags)``: a copy of ``submitted`` ready to run, and the repairs made."""
     graded = master.graded_nb()
@@ -43,11 +51,9 @@ def sanitize(submitted, master):
     flags = []
     seen = set()
     cells = []
-    for cell in copy.deepcopy(submitted.cells):
-        if cell.cell_type not in ("code", "markdown"):
-            cell = nbformat.v4.new_markdown_cell(cell.source)
-        gid = grade_id(cell) if nbgrader_meta(cell) else None
-        if gid is None or gid not in wanted:
+    given = [_readable(cell) for cell in copy.deepcopy(submitted.cells)]
+    for cell, (gid, how) in zip(given, locate(given, master), strict=True):
+        if gid is None:
             cells.append(_plain(cell))
             continue
         if gid in seen:
@@ -58,9 +64,11 @@ def sanitize(submitted, master):
         master_cell = wanted[gid]
         cell = _set_type(cell, master_cell.cell_type)
         cell.metadata["nbgrader"] = copy.deepcopy(master_cell.metadata.nbgrader)
+        if how == BY_PLACE:
+            flags.append(("restored-cell", gid))  # an answer found by its place: maybe wrong
         if not master_cell.metadata.nbgrader.get("solution"):
             # Learners cannot change these cells: tests, locked setup and prose.
-            if _normal(cell.source) != _normal(released[gid].source):
+            if normal(cell.source) != normal(released[gid].source):
                 flags.append(("restored-cell", gid))
             cell.source = master_cell.source
         cells.append(cell)

@@ -1,0 +1,172 @@
+"""Submissions the grader once mishandled: nbgrader metadata damaged or stripped, a notebook whose
+grading fails, a notebook filed under another assignment. Each must be graded or listed, and
+every submitted notebook must reach the export, flagged for a human where its grade is unsure."""
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
+
+import tiny_course as tiny  # noqa: E402
+
+from grader import course  # noqa: E402
+from grader.__main__ import main  # noqa: E402
+from grader.master import Master, grade_id  # noqa: E402
+from grader.sanitize import sanitize  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader-repairs")]
+A, NAME = tiny.ASSIGNMENT, f"{tiny.NOTEBOOK}.ipynb"
+ANSWERS = list(tiny.CORRECT)
+
+
+def _metadata_a_string(nb):
+    next(c for c in nb.cells if grade_id(c) == "relu_backward").metadata["nbgrader"] = "x"
+
+
+def _grade_id_a_list(nb):
+    cell = next(c for c in nb.cells if grade_id(c) == "relu_backward")
+    cell.metadata["nbgrader"]["grade_id"] = ["relu_backward"]
+
+
+def _stripped(nb):
+    for cell in nb.cells:
+        cell.metadata.pop("nbgrader", None)
+
+
+def _stripped_with_scratch_cells(nb):
+    """Metadata stripped, and a scratch cell of the learner's own above each test cell."""
+    _stripped(nb)
+    for i in reversed(range(len(nb.cells))):
+        if nb.cells[i].source.startswith(("x = np.array", "assert")):
+            nb.cells.insert(i, nbformat.v4.new_code_cell("print('trying it out')"))
+
+
+DAMAGED = {
+    "metadata-a-string": _metadata_a_string,
+    "grade-id-a-list": _grade_id_a_list,
+    "stripped": _stripped,
+    "stripped-with-scratch-cells": _stripped_with_scratch_cells,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_master(tmp_path_factory):
+    """The tiny course as the course (``course.SOURCE``) while the module runs; yields its
+    master."""
+    root = tmp_path_factory.mktemp("repairs")
+    saved_env, saved_source = os.environ.get(course.WORKSPACE_ENV), course.SOURCE
+    os.environ[course.WORKSPACE_ENV] = str(root / "workspace")
+    course.SOURCE = root / "solutions"
+    yield Master.load(tiny.write_source(course.SOURCE), A)
+    course.SOURCE = saved_source
+    if saved_env is None:
+        os.environ.pop(course.WORKSPACE_ENV, None)
+    else:
+        os.environ[course.WORKSPACE_ENV] = saved_env
+
+
+def submission(master, edit=None, answers=tiny.CORRECT):
+    nb = master.released_nb()
+    for cell in nb.cells:
+        if grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    if edit:
+        edit(nb)
+    return nb
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED))
+def test_answers_with_damaged_metadata_are_found_by_their_place(tiny_master, damage):
+    nb, flags = sanitize(submission(tiny_master, DAMAGED[damage]), tiny_master)
+    restored = ANSWERS if damage.startswith("stripped") else ["relu_backward"]
+    assert flags == [("restored-cell", gid) for gid in restored]
+    cells = {grade_id(c): c for c in nb.cells if grade_id(c)}
+    for gid in ANSWERS:
+        assert cells[gid].source == tiny.CORRECT[gid], "the learner's answer is graded"
+    assert "### BEGIN HIDDEN TESTS" in cells["test_add"].source, "the hidden tests are back"
+
+
+def test_an_answer_that_cannot_be_told_apart_is_missing(tiny_master):
+    """Two cells of the learner's own where the answer should be, neither defining ``add``:
+    no guess, the answer cell is put back as released and flagged."""
+
+    def edit(nb):
+        _stripped(nb)
+        i = next(i for i, c in enumerate(nb.cells) if c.source.startswith("def add"))
+        nb.cells[i].source = "def plus(a, b):\n    return a + b"
+        nb.cells.insert(i, nbformat.v4.new_code_cell("x = 1"))
+
+    nb, flags = sanitize(submission(tiny_master, edit), tiny_master)
+    assert ("missing-cell", "add") in flags
+    assert ("restored-cell", "relu_backward") in flags and ("restored-cell", "sigmoid") in flags
+    (add,) = [c for c in nb.cells if grade_id(c) == "add"]
+    assert add.source == tiny_master.stubs["add"]
+
+
+# student: how their notebook is damaged (None: not at all; "corrupt": a file nbformat cannot
+# read, put straight into the workspace)
+CLASS = {"alice": None, **{name: name for name in DAMAGED}, "zed": "corrupt"}
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_master, tmp_path_factory):
+    """The class collected, autograded and exported: ``{student: CSV row}``."""
+    folder = tmp_path_factory.mktemp("class")
+    for sid, damage in CLASS.items():
+        if damage != "corrupt":
+            path = folder / sid / A / NAME
+            path.parent.mkdir(parents=True)
+            nbformat.write(submission(tiny_master, DAMAGED.get(damage)), path)
+    assert main(["collect", str(folder)]) == 0
+    corrupt = course.folder("submitted") / "zed" / A / NAME
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_text("{not a notebook")
+    main(["autograde", "-j", "2", "--cell-timeout", "10", "--notebook-timeout", "120"])
+    path = course.folder("exports") / "grades.csv"
+    assert main(["export", "--to", str(path)]) == 0
+    with open(path, newline="") as f:
+        return {row["student_id"]: row for row in csv.DictReader(f)}
+
+
+def test_every_submitted_notebook_has_a_row(exported):
+    assert sorted(exported) == sorted(CLASS)
+    zed = exported["zed"]
+    assert (zed["score"], zed["max_score"]) == ("", "4")
+    assert zed["flags"] == f"grader-error({NAME})"
+    assert zed["needs_manual_grade"] == "yes"
+
+
+@pytest.mark.parametrize("student", sorted(DAMAGED))
+def test_answers_put_back_together_are_graded_and_checked_by_a_human(exported, student):
+    row = exported[student]
+    assert (row["score"], row["max_score"]) == ("4", "4"), row
+    assert row["needs_manual_grade"] == "yes", row
+    assert "restored-cell(relu_backward)" in row["flags"] and not row["mistakes"], row
+    assert exported["alice"]["needs_manual_grade"] == "no"
+
+
+def test_an_answer_cell_lost_is_checked_by_a_human():
+    """A deleted answer cell (the flag ``missing-cell``) scores 0 for that exercise: a human
+    decides whether the answer is somewhere else in the notebook."""
+    from grader.export import needs_human
+
+    assert needs_human([("missing-cell", "add")], {"add"})
+    assert not needs_human([("missing-cell", "test_add"), ("restored-cell", "x")], {"add"})
+
+
+def test_a_notebook_that_was_never_graded_has_a_row(tiny_master, exported):
+    late = course.folder("submitted") / "yann" / A / NAME
+    late.parent.mkdir(parents=True)
+    nbformat.write(submission(tiny_master), late)
+    path = course.folder("exports") / "late.csv"
+    assert main(["export", "--to", str(path)]) == 0
+    with open(path, newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert rows["yann"]["flags"] == f"not-graded({NAME})"
+    assert rows["yann"]["needs_manual_grade"] == "yes"
+    late.unlink()
