@@ -1,4 +1,5 @@
-"""What ``export`` and ``report`` read: every assignment's exercises and stored results."""
+"""What ``export``, ``report`` and ``collect`` read: every assignment's masters, exercises,
+submissions and stored results."""
 
 import json
 

@@ -4,8 +4,16 @@
 folders (wrapping folders above the student ids are fine, as LMS exports have them). Each file
 is checked on its own; a bad one gets one line on the error stream and the rest is imported:
 not a notebook, unreadable JSON, unknown assignment, an invalid student id, or the same student
-twice for an assignment. A notebook with another name than the assignment's (``topic (1).ipynb``)
-is imported under the expected name when it is the only one of that student and assignment.
+twice for an assignment.
+
+Which notebook of the course a file is, is told by its cells (``cellmatch.owners``: their
+grade_ids, or the sources of the test cells), not by its folder or name. A notebook whose cells
+match its assignment is imported under that assignment's notebook name (``topic (1).ipynb``
+becomes ``topic.ipynb``). One whose cells match another assignment's notebook is imported there,
+with a line that says so ("looks like 01-chain-rule's notebook, found under
+02-computation-graphs"), unless the student has a notebook under that assignment already or
+the cells match several; then it is skipped with that reason. A notebook whose cells match no
+notebook of the course is imported only under the assignment's own notebook name.
 """
 
 import re
@@ -17,7 +25,8 @@ from pathlib import Path, PurePosixPath
 
 import nbformat
 
-from . import course
+from . import cellmatch, course
+from .classresults import masters
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
 IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
@@ -27,6 +36,17 @@ IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 class Entry:
     path: PurePosixPath  # as shown to the user
     read: object  # () -> bytes
+
+
+@dataclass
+class Placed:
+    """A notebook to import: as ``assignment/name`` of ``student``."""
+
+    entry: Entry
+    student: str
+    assignment: str
+    name: str
+    raw: bytes
 
 
 def _entries(source):
@@ -61,6 +81,28 @@ def _parse(raw):
     return nb
 
 
+def _place(nb, entry, folder, course_masters):
+    """``(assignment, notebook name, note)``: where notebook ``nb``, found under assignment
+    ``folder``, is imported; ``note`` says why it is not ``folder`` (else None). Raises
+    ValueError with the reason when it cannot be placed."""
+    names = [f"{m.name}.ipynb" for m in course_masters[folder]]
+    everyone = [m for found in course_masters.values() for m in found]
+    owners = cellmatch.owners(nb.cells, everyone)
+    if not owners:
+        if entry.path.name in names:
+            return folder, entry.path.name, None
+        raise ValueError(f"no cell of it matches {folder}'s notebook ({', '.join(names)})")
+    mine = [m for m in owners if m.assignment == folder]
+    if mine:
+        same = [m for m in mine if f"{m.name}.ipynb" == entry.path.name]
+        return folder, f"{(same or mine)[0].name}.ipynb", None
+    whose = " or ".join(sorted({f"{m.assignment}'s" for m in owners}))
+    note = f"looks like {whose} notebook, found under {folder}"
+    if len(owners) > 1:
+        raise ValueError(note)
+    return owners[0].assignment, f"{owners[0].name}.ipynb", note
+
+
 def collect(source, out=print, err=None):
     """Import ``source``; returns ``(imported, errors)`` counts."""
     problems = []
@@ -70,9 +112,8 @@ def collect(source, out=print, err=None):
         problems.append(line)
         report(line)
 
-    known = {aid: [p.name for p in course.source_notebooks(aid)] for aid in course.assignments()}
-    target = course.folder("submitted")
-    found = {}  # (student lower-cased, assignment) -> [(entry, student)]
+    known = course.assignments()
+    candidates = []  # (entry, student, assignment folder)
     for entry in _entries(source):
         parts = entry.path.parts
         if any(p in IGNORED or p.startswith(".") for p in parts):
@@ -91,52 +132,74 @@ def collect(source, out=print, err=None):
         if not STUDENT_ID.match(student):
             skip(f"skipped {where}: '{student}' is not a valid student id")
             continue
-        found.setdefault((student.lower(), assignment), []).append((entry, student))
+        candidates.append((entry, student, assignment))
 
+    course_masters = {aid: masters(aid) for aid in known}
+    placements = []  # (Placed, note)
+    for entry, student, folder in candidates:
+        try:
+            raw = entry.read()
+            assignment, name, note = _place(_parse(raw), entry, folder, course_masters)
+        except ValueError as error:
+            skip(f"skipped {entry.path}: {error}")
+            continue
+        placements.append((Placed(entry, student, assignment, name, raw), note))
+
+    staying = {(p.student.lower(), p.assignment) for p, note in placements if not note}
+    found = {}  # (student lower-cased, assignment) -> [Placed]
+    moved = 0
+    for placed, note in placements:
+        key = (placed.student.lower(), placed.assignment)
+        if note and key in staying:
+            skip(
+                f"skipped {placed.entry.path}: {note}; {placed.student} has a notebook under "
+                f"{placed.assignment}"
+            )
+            continue
+        if note:
+            report(f"moved {placed.entry.path}: {note}; imported under {placed.assignment}")
+            moved += 1
+        found.setdefault(key, []).append(placed)
+
+    target = course.folder("submitted")
     imported = unchanged = 0
     for (_, assignment), items in sorted(found.items()):
-        names = known[assignment]
-        students = sorted({s for _, s in items})
-        folders = sorted({str(e.path.parent) for e, _ in items})
+        students = sorted({p.student for p in items})
+        folders = sorted({str(p.entry.path.parent) for p in items})
         if len(folders) > 1:
-            for entry, _ in items:
+            for placed in items:
                 skip(
-                    f"skipped {entry.path}: duplicate student '{students[0]}' for {assignment} "
-                    f"(also in {', '.join(f for f in folders if f != str(entry.path.parent))})"
+                    f"skipped {placed.entry.path}: duplicate student '{students[0]}' for "
+                    f"{assignment} (also in "
+                    f"{', '.join(f for f in folders if f != str(placed.entry.path.parent))})"
                 )
             continue
-        student = students[0]
-        for entry, name in _match(items, names, skip):
-            try:
-                raw = entry.read()
-                _parse(raw)
-            except ValueError as error:
-                skip(f"skipped {entry.path}: {error}")
-                continue
-            dest = target / student / assignment / name
-            if dest.exists() and dest.read_bytes() == raw:
+        for placed in _one_per_name(items, skip):
+            dest = target / students[0] / assignment / placed.name
+            if dest.exists() and dest.read_bytes() == placed.raw:
                 unchanged += 1
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(raw)
+            dest.write_bytes(placed.raw)
             imported += 1
-    out(
+    line = (
         f"collected {imported} new or changed notebook(s), {unchanged} unchanged, "
         f"{len(problems)} skipped, into {target}"
     )
+    out(line + (f" ({moved} under another assignment than their folder's)" if moved else ""))
     return imported + unchanged, len(problems)
 
 
-def _match(items, names, skip):
-    """Pair a student's notebooks with the assignment's notebook names."""
-    entries = [entry for entry, _ in items]
-    by_name = {e.path.name: e for e in entries}
-    if len(names) == 1 and len(entries) == 1:
-        return [(entries[0], names[0])]
-    pairs = [(by_name[n], n) for n in names if n in by_name]
-    for entry in entries:
-        if entry.path.name not in names:
+def _one_per_name(items, skip):
+    """Of a student's notebooks placed under the same name, the one that has that name (else
+    the first); the others are skipped."""
+    chosen = {}
+    for placed in sorted(items, key=lambda p: (p.entry.path.name != p.name, str(p.entry.path))):
+        if placed.name in chosen:
             skip(
-                f"skipped {entry.path}: not one of the assignment's notebooks ({', '.join(names)})"
+                f"skipped {placed.entry.path}: another notebook of {placed.student}'s is "
+                f"imported as {placed.name} ({chosen[placed.name].entry.path})"
             )
-    return pairs
+            continue
+        chosen[placed.name] = placed
+    return list(chosen.values())

@@ -1,0 +1,75 @@
+"""``collect`` tells a notebook by its cells, not by its folder or name: a notebook filed under
+another assignment is imported where it belongs, or listed with the reason, never renamed and
+graded against the wrong assignment."""
+
+import copy
+
+import nbformat
+import nbharness as nh
+import pytest
+
+from grader import course
+from grader.__main__ import main
+
+pytestmark = pytest.mark.slow
+ONE, TWO = "01-chain-rule", "02-computation-graphs"
+
+
+def _stripped(nb):
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        cell.metadata.pop("nbgrader", None)
+    return nb
+
+
+@pytest.fixture
+def collected(tmp_path, capsys, monkeypatch):
+    """A class with misfiled notebooks, collected: ``(exit code, error lines, submitted/)``."""
+    if not {ONE, TWO} <= set(nh.assignments()):
+        pytest.skip("the course's first two notebooks are not in solutions/")
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
+    one, two = nh.student_notebook(ONE), nh.student_notebook(TWO)
+    files = {
+        f"ivan/{TWO}/chain_rule.ipynb": one,  # 01's notebook in 02's folder
+        f"jo/{ONE}/chain_rule.ipynb": one,
+        f"jo/{TWO}/chain_rule.ipynb": one,  # a second copy, and he has one under 01
+        f"kay/{TWO}/computation_graphs (1).ipynb": _stripped(two),  # known by its test cells
+        f"lee/{TWO}/scratch.ipynb": nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_code_cell("print('hello')")]
+        ),
+        f"max/{ONE}/computation_graphs.ipynb": two,  # the two swapped
+        f"max/{TWO}/chain_rule.ipynb": one,
+    }
+    for name, nb in files.items():
+        path = tmp_path / "class" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+    capsys.readouterr()
+    code = main(["collect", str(tmp_path / "class")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    submitted = course.folder("submitted")
+    return code, lines, sorted(str(p.relative_to(submitted)) for p in submitted.rglob("*.ipynb"))
+
+
+def test_a_notebook_is_imported_under_the_assignment_its_cells_belong_to(collected):
+    code, lines, submitted = collected
+    assert submitted == [
+        f"ivan/{ONE}/chain_rule.ipynb",
+        f"jo/{ONE}/chain_rule.ipynb",
+        f"kay/{TWO}/computation_graphs.ipynb",
+        f"max/{ONE}/chain_rule.ipynb",
+        f"max/{TWO}/computation_graphs.ipynb",
+    ]
+    looks = f"looks like {ONE}'s notebook, found under {TWO}"
+    assert sorted(lines) == sorted(
+        [
+            f"moved ivan/{TWO}/chain_rule.ipynb: {looks}; imported under {ONE}",
+            f"skipped jo/{TWO}/chain_rule.ipynb: {looks}; jo has a notebook under {ONE}",
+            f"skipped lee/{TWO}/scratch.ipynb: no cell of it matches {TWO}'s notebook "
+            "(computation_graphs.ipynb)",
+            f"moved max/{ONE}/computation_graphs.ipynb: looks like {TWO}'s notebook, found "
+            f"under {ONE}; imported under {TWO}",
+            f"moved max/{TWO}/chain_rule.ipynb: {looks}; imported under {ONE}",
+        ]
+    ), lines
+    assert code == 1, "some files were skipped"
