@@ -28,12 +28,18 @@ def normal(text):
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
+def _source(cell):
+    """The cell's source; empty when it has none, or one that is not text."""
+    source = cell.get("source")
+    return source if isinstance(source, str) else ""
+
+
 def defined_names(source):
     """Names of the functions and classes that ``source`` defines at top level (none when it
     does not parse)."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, TypeError):
         return set()
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     return {node.name for node in tree.body if isinstance(node, kinds)}
@@ -48,7 +54,7 @@ def _locked_sources(master):
     not answers, for sources that occur once."""
     seen = {}
     for cell in master.released["cells"]:
-        gid, text = grade_id(cell), normal(cell["source"])
+        gid, text = grade_id(cell), normal(_source(cell))
         if gid and text and not _is_solution(cell):
             seen.setdefault(text, []).append(gid)
     return {text: gids[0] for text, gids in seen.items() if len(gids) == 1}
@@ -61,7 +67,7 @@ def _by_source(cells, master, located):
     sources = _locked_sources(master)
     found = {}
     for i, cell in enumerate(cells):
-        gid = sources.get(normal(cell.source)) if located[i][0] is None else None
+        gid = sources.get(normal(_source(cell))) if located[i][0] is None else None
         if gid and gid not in claimed:
             found.setdefault(gid, []).append(i)
     for gid, indices in found.items():
@@ -88,10 +94,10 @@ def _by_place(cells, master, located):
         gap = [
             i
             for i in range(low + 1, high)
-            if located[i][0] is None and cells[i].cell_type == stub["cell_type"]
+            if located[i][0] is None and cells[i].get("cell_type") == stub["cell_type"]
         ]
-        names = defined_names(stub["source"])
-        named = [i for i in gap if names and names <= defined_names(cells[i].source)]
+        names = defined_names(_source(stub))
+        named = [i for i in gap if names and names <= defined_names(_source(cells[i]))]
         pick = named[-1] if named else (gap[0] if len(gap) == 1 else None)
         if pick is not None:
             located[pick] = (gid, BY_PLACE)

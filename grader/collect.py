@@ -78,6 +78,8 @@ def _parse(raw):
         raise ValueError(f"unreadable notebook JSON ({reason})") from None
     if not isinstance(nb.get("cells"), list):
         raise ValueError("unreadable notebook JSON (no cells)")
+    if not all(isinstance(cell, dict) for cell in nb.cells):
+        raise ValueError("unreadable notebook JSON (a cell that is not an object)")
     return nb
 
 

@@ -3,6 +3,7 @@ another assignment is imported where it belongs, or listed with the reason, neve
 graded against the wrong assignment."""
 
 import copy
+import json
 
 import nbformat
 import nbharness as nh
@@ -73,3 +74,21 @@ def test_a_notebook_is_imported_under_the_assignment_its_cells_belong_to(collect
         ]
     ), lines
     assert code == 1, "some files were skipped"
+
+
+def test_a_malformed_cell_skips_its_notebook_not_the_collection(tmp_path, capsys, monkeypatch):
+    """Cells are read to tell the notebook: a cell without a source, or with one that is not
+    text, must not stop the others from being imported."""
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
+    cells = {"no-source": {"cell_type": "code", "metadata": {}}, "a-number": {"source": 5}}
+    for sid, cell in cells.items():
+        path = tmp_path / "class" / sid / ONE / "chain_rule.ipynb"
+        path.parent.mkdir(parents=True)
+        nb = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
+        path.write_text(json.dumps(nb))
+    good = tmp_path / "class" / "ok" / ONE / "chain_rule.ipynb"
+    good.parent.mkdir(parents=True)
+    nbformat.write(nh.student_notebook(ONE), good)
+    main(["collect", str(tmp_path / "class")])
+    capsys.readouterr()
+    assert (course.folder("submitted") / "ok" / ONE / "chain_rule.ipynb").exists()
