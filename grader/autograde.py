@@ -42,6 +42,18 @@ def result_path(assignment, student):
     return course.folder("results") / assignment / f"{student}.json"
 
 
+def failure_path(assignment, student):
+    """Where the last autograde of a submission that failed with a grader error left the
+    error's message (removed when it is graded)."""
+    return result_path(assignment, student).with_suffix(".error")
+
+
+def _record_failure(job, message):
+    path = failure_path(job["assignment"], job["student"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(message + "\n")
+
+
 def load_result(assignment, student):
     path = result_path(assignment, student)
     return json.loads(path.read_text()) if path.exists() else None
@@ -95,6 +107,7 @@ def _save(gb, result, job):
     path = result_path(result["assignment"], result["student"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    failure_path(result["assignment"], result["student"]).unlink(missing_ok=True)
 
 
 class GradingInterrupted(KeyboardInterrupt):
@@ -266,6 +279,7 @@ def _grade_lost(graded, jobs_n, out):
         if len(again.lost) == 1 and len(batch) == 1:
             job = batch[0]
             graded.failures.append((f"{job['student']}/{job['assignment']}", LOST))
+            _record_failure(job, LOST)
         elif again.lost:
             half = (len(again.lost) + 1) // 2
             batches += [part for part in (again.lost[:half], again.lost[half:]) if part]
@@ -307,6 +321,7 @@ def _record_done(gb, done, futures, bar, graded):
         except Exception as error:  # a grader fault: report it, go on with the others
             gb.db.rollback()
             graded.failures.append((name, f"{type(error).__name__}: {error}"))
+            _record_failure(job, graded.failures[-1][1])
         bar.set_postfix_str(name, refresh=False)
         bar.update()
 

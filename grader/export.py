@@ -10,8 +10,9 @@ graded) gets an empty score and the flag ``grader-error`` or ``not-graded``.
 
 ``flags``: ``kind(cell)`` items joined by ``; `` with kind ``timeout``, ``dead-kernel``,
 ``not-run``, ``restored-cell``, ``missing-cell``, ``duplicated-cell``, or ``kind(notebook)``
-with kind ``grader-error`` (autograde began on the notebook and left no graded copy; its
-message is in autograde's output) or ``not-graded`` (autograde has not run on it).
+with kind ``grader-error`` (the last autograde of the notebook failed; its message is in
+autograde's output and in ``results/<assignment>/<student>.error``) or ``not-graded``
+(autograde has not graded it).
 ``mistakes``: ``exercise:key`` items. ``needs_manual_grade`` is ``yes`` when a cell waits for a
 human (manually graded answers, cells lost with a dead kernel, answer cells that were missing or
 put back together) or the notebook has no grade.
@@ -21,6 +22,7 @@ import csv
 from pathlib import Path
 
 from . import course, gradebook
+from .autograde import failure_path
 from .classresults import (
     NOTHING_GRADED,
     answer_cells,
@@ -47,15 +49,17 @@ REPAIRED = {"restored-cell", "missing-cell"}  # on an answer cell, the grade may
 
 
 def grading_flags(paths, recorded):
-    """``[(kind, notebook)]`` for the submitted notebooks ``paths`` that have no grade: no
-    autograded copy, or none of their grades ``recorded`` in the gradebook. ``grader-error``
-    when autograde began on one (its folder in ``autograded/`` exists: the grading worker makes
-    it first and writes the graded notebook into it last), else ``not-graded``."""
+    """``[(kind, notebook)]`` for the submitted notebooks ``paths`` without a current grade:
+    ``grader-error`` when the last autograde of one failed (``autograde.failure_path``; an
+    older grade may still be shown), ``not-graded`` when one has no autograded copy or none of
+    its grades ``recorded`` in the gradebook."""
     flags = []
     for path in paths:
-        folder = course.folder("autograded") / path.parent.parent.name / path.parent.name
-        if not recorded or not (folder / path.name).exists():
-            flags.append(("grader-error" if folder.is_dir() else "not-graded", path.name))
+        student, aid = path.parent.parent.name, path.parent.name
+        if failure_path(aid, student).exists():
+            flags.append(("grader-error", path.name))
+        elif not recorded or not (course.folder("autograded") / student / aid / path.name).exists():
+            flags.append(("not-graded", path.name))
     return flags
 
 

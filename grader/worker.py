@@ -25,16 +25,21 @@ EVENT_NOTES = {
 }
 REPAIR_NOTES = {
     "restored-cell": "was edited; the original test cell was put back and graded",
+    "restored-answer": "had lost its grading metadata; it was found by its place and graded, "
+    "and your instructor will check it",
     "missing-cell": "was missing; it was put back from the original and graded",
     "duplicated-cell": "appears more than once; only the first copy was graded",
 }
 
 
-def _notes(flags, exercises):
-    """A markdown cell for the top of the graded notebook: what the grader did and saw."""
-    lines = [
-        f"- cell `{where}` {REPAIR_NOTES.get(kind) or EVENT_NOTES[kind]}" for kind, where in flags
-    ]
+def _notes(flags, exercises, answers=()):
+    """A markdown cell for the top of the graded notebook: what the grader did and saw
+    (``answers``: the grade_ids of the answer cells)."""
+    lines = []
+    for kind, where in flags:
+        if kind == "restored-cell" and where in answers:
+            kind = "restored-answer"
+        lines.append(f"- cell `{where}` {REPAIR_NOTES.get(kind) or EVENT_NOTES[kind]}")
     for ex in exercises:
         for warning in ex["warnings"]:
             lines.append(
@@ -84,7 +89,7 @@ def grade(job):
         if event == runner.CRASHED and where in grades:
             grades[where].append(True)  # needs a human look
         flags.append((event, where))
-    notes = _notes(flags, exercises)
+    notes = _notes(flags, exercises, answers=master.exercises)
     if notes is not None:
         notes.pop("id", None)  # the notebook is nbformat 4.4, without cell ids
         nb.cells.insert(0, notes)

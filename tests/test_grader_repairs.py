@@ -16,6 +16,7 @@ import tiny_course as tiny  # noqa: E402
 
 from grader import course  # noqa: E402
 from grader.__main__ import main  # noqa: E402
+from grader.autograde import failure_path  # noqa: E402
 from grader.master import Master, grade_id  # noqa: E402
 from grader.sanitize import sanitize  # noqa: E402
 
@@ -139,6 +140,15 @@ def test_every_submitted_notebook_has_a_row(exported):
     assert (zed["score"], zed["max_score"]) == ("", "4")
     assert zed["flags"] == f"grader-error({NAME})"
     assert zed["needs_manual_grade"] == "yes"
+    assert "Error" in failure_path(A, "zed").read_text()  # the message, kept for the instructor
+    assert not failure_path(A, "alice").exists()
+
+
+def test_the_graded_notebook_says_how_an_answer_was_found(exported):
+    nb = nbformat.read(course.folder("autograded") / "stripped" / A / NAME, as_version=4)
+    assert "`relu_backward` had lost its grading metadata; it was found by its place" in (
+        nb.cells[0].source
+    )
 
 
 @pytest.mark.parametrize("student", sorted(DAMAGED))
