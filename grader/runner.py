@@ -11,6 +11,11 @@ elsewhere, from those outputs, outside the learner's process.
 - Dead kernel (``os._exit``, a segfault) or a kernel that ignores the interrupt: the notebook is
   run again in a new kernel, without the cells that killed it (they get a ``DeadKernelError``
   output), so the learner keeps the marks of everything else.
+- The status of the kernel's reply to each cell is kept (``RunLog.statuses``); a cell whose reply
+  is an error that its output does not show gets a ``HiddenError`` output.
+- Given the notebook's master, the grading environment is put back before each graded test
+  cell (see ``grading_env``); where that fails, the test cell is not run and gets a
+  ``GradingEnvironmentError`` output.
 
 Every notebook gets a fresh kernel, killed as soon as its last cell has run. A grading worker
 asks for the next kernel ahead (``run(..., next_kernel=True)`` or ``prepare()``): it is started
@@ -20,6 +25,7 @@ in a folder of the worker's own while the current notebook runs, and moved to th
 
 import asyncio
 import atexit
+import functools
 import multiprocessing.util
 import os
 import shutil
@@ -64,9 +70,11 @@ class Limits:
 
 @dataclass
 class RunLog:
-    """What happened, by cell index: ``{index: TIMEOUT | CRASHED | NOT_RUN}``."""
+    """What happened, by cell index: ``{index: TIMEOUT | CRASHED | NOT_RUN}``, and the status of
+    the kernel's reply to each cell it answered: ``{index: "ok" | "error" | ...}``."""
 
     events: dict = field(default_factory=dict)
+    statuses: dict = field(default_factory=dict)
     kernels: int = 0
     reached: int = -1  # index of the last cell run to completion
     seconds: float = 0.0
@@ -93,6 +101,21 @@ def _mark(cell, event, limits):
     }[event]
     name = {TIMEOUT: "CellTimeoutError", CRASHED: "DeadKernelError", NOT_RUN: "NotRun"}[event]
     cell.outputs.append(_error(name, text))
+
+
+HIDDEN_ERROR = "the cell raised an error that was hidden from the output"
+SKIPPED = "this test cell was not run (it is tagged to be skipped)"
+RESET_FAILED = "the grading environment could not be put back before this test, so it was not run: "
+
+
+def _note_reply(log, cell, cell_index, execute_reply):
+    """nbclient's hook after a cell ran: keep its reply's status; show an error it hid."""
+    if execute_reply is None:
+        return
+    status = execute_reply["content"]["status"]
+    log.statuses[cell_index] = status
+    if status != "ok" and not any(o.get("output_type") == "error" for o in cell.outputs):
+        cell.outputs.append(_error("HiddenError", HIDDEN_ERROR))
 
 
 def _client(nb, cwd, limits, deadline):
@@ -307,7 +330,28 @@ async def _enter(client, cwd):
         raise RuntimeError(f"could not move the kernel to {path}: {reply['content']}")
 
 
-async def _attempt(nb, cwd, limits, deadline, log, next_kernel):
+async def _reset(client, reset, limits, deadline):
+    """Evaluate ``reset`` (``(user expression, token)``, see ``grading_env``) in the kernel,
+    silently; None when it evaluated to its token, else what went wrong."""
+    expression, token = reset
+    timeout = max(0.1, min(limits.cell, deadline - time.monotonic()))
+    reply = await client.kc.execute_interactive(
+        "",
+        silent=True,
+        store_history=False,
+        user_expressions={"reset": expression},
+        timeout=timeout,
+        output_hook=lambda msg: None,
+    )
+    result = reply["content"].get("user_expressions", {}).get("reset", {})
+    if result.get("data", {}).get("text/plain") == repr(token):
+        return None
+    if result.get("status") == "error":
+        return f"{result.get('ename')}: {result.get('evalue')}"
+    return "the kernel did not run it"
+
+
+async def _attempt(nb, cwd, limits, deadline, log, next_kernel, reset):
     """Run every code cell once in a new kernel; raises _Restart when the kernel is lost."""
     client = _client(nb, cwd, limits, deadline)
     client.km, client.kc = await _KERNELS.take_spare()
@@ -321,7 +365,7 @@ async def _attempt(nb, cwd, limits, deadline, log, next_kernel):
         # The next notebook's kernel is asked for while this one's cells run.
         starting = asyncio.ensure_future(_KERNELS.start_spare()) if next_kernel else None
         try:
-            await _run_cells(client, nb, limits, deadline, log)
+            await _run_cells(client, nb, limits, deadline, log, reset)
         finally:
             if starting is not None:
                 # only a head start: a kernel that failed to start is started again when needed
@@ -329,14 +373,21 @@ async def _attempt(nb, cwd, limits, deadline, log, next_kernel):
         await _kill(client.km)
 
 
-async def _run_cells(client, nb, limits, deadline, log):
-    """Run ``nb``'s code cells in ``client``'s kernel, noting in ``log`` what went wrong."""
+async def _run_cells(client, nb, limits, deadline, log, reset):
+    """Run ``nb``'s code cells in ``client``'s kernel, noting in ``log`` what went wrong; with
+    a ``grading_env.Reset``, the grading environment is put back before each test cell."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from .master import is_test
+
+    client.on_cell_executed = functools.partial(_note_reply, log)
+    if reset is not None and await _reset(client, reset.at_start, limits, deadline):
+        raise RuntimeError("could not note the grading environment in a new kernel")
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         cell.outputs, cell.execution_count = [], None
+        log.statuses.pop(index, None)
         if log.events.get(index) in (CRASHED, TIMEOUT):
             _mark(cell, log.events[index], limits)
             continue
@@ -345,8 +396,17 @@ async def _run_cells(client, nb, limits, deadline, log):
             _mark(cell, NOT_RUN, limits)
             continue
         try:
+            if reset is not None and is_test(cell):
+                failure = await _reset(client, reset.before_test, limits, deadline)
+                if failure:
+                    cell.outputs.append(
+                        _error("GradingEnvironmentError", f"{RESET_FAILED}{failure}")
+                    )
+                    continue
             await client.async_execute_cell(cell, index)
-        except CellTimeoutError:
+            if reset is not None and is_test(cell) and index not in log.statuses:
+                cell.outputs.append(_error("NotRun", SKIPPED))
+        except (CellTimeoutError, TimeoutError):
             log.events[index] = TIMEOUT
             _mark(cell, TIMEOUT, limits)
             if not await _recovered(client, limits):
@@ -387,13 +447,13 @@ async def _recovered(client, limits):
     return False
 
 
-async def _run(nb, cwd, limits, next_kernel):
+async def _run(nb, cwd, limits, next_kernel, reset):
     log = RunLog()
     start = time.monotonic()
     deadline = start + limits.notebook
     while True:
         try:
-            await _attempt(nb, cwd, limits, deadline, log, next_kernel)
+            await _attempt(nb, cwd, limits, deadline, log, next_kernel, reset)
             break
         except _Restart as lost:
             if log.kernels > limits.restarts:
@@ -407,13 +467,19 @@ async def _run(nb, cwd, limits, next_kernel):
     return log
 
 
-def run(nb, cwd, limits=None, next_kernel=False):
+def run(nb, cwd, limits=None, next_kernel=False, master=None):
     """Execute ``nb`` (in place) with ``cwd`` as working directory; returns a ``RunLog``.
 
     With ``next_kernel``, a kernel for the next call is started while this one runs (it is
-    killed when the process exits, if no call takes it).
+    killed when the process exits, if no call takes it). With ``master`` (the notebook's
+    ``Master``), the grading environment is put back before each graded test cell.
     """
-    return _KERNELS.run_until_complete(_run(nb, cwd, limits or Limits(), next_kernel))
+    reset = None
+    if master is not None:
+        from .grading_env import Reset
+
+        reset = Reset.of(master)
+    return _KERNELS.run_until_complete(_run(nb, cwd, limits or Limits(), next_kernel, reset))
 
 
 def load_kernel_machinery():

@@ -1,7 +1,8 @@
 """Scores and diagnoses from an executed notebook: the one place where marks are decided.
 
 The rule for a test cell is deliberately simple: it earns its points when it ran to the end
-without raising, and nothing otherwise. Output on stderr (a numpy ``RuntimeWarning``) is not a
+without raising (the kernel's reply to it says "ok" and it has no error output), and nothing
+otherwise. Output on stderr (a numpy ``RuntimeWarning``) is not a
 failure; it is reported as a warning. A value displayed by the cell's last line is ignored (a
 test states what it checks with ``assert``). A manually graded answer cell is left for a human
 unless it is still the untouched stub (0 points).
@@ -64,13 +65,14 @@ def unanswered(cell, stub):
     return stub is not None and cell.source == stub
 
 
-def cell_score(cell, stub=None):
+def cell_score(cell, stub=None, status="ok"):
     """``(auto_score or None, max_points)`` of a graded cell (``stub``: its released source,
-    for an answer cell)."""
+    for an answer cell; ``status``: that of the kernel's reply to a test cell, None when it
+    never replied)."""
     points = float(nbgrader_meta(cell).get("points", 0))
     if nbgrader_meta(cell).get("solution") or cell.cell_type != "code":
         return (0.0 if unanswered(cell, stub) else None), points
-    return (0.0 if errors(cell) else points), points
+    return (0.0 if errors(cell) or status != "ok" else points), points
 
 
 @dataclass
@@ -109,8 +111,9 @@ def _diagnose(tests, answer, stub, events):
     return found
 
 
-def summarise(nb, master, events):
-    """``(grades, exercises)`` for an executed, sanitized notebook.
+def summarise(nb, master, events, statuses=None):
+    """``(grades, exercises)`` for an executed, sanitized notebook; ``statuses``: the status of
+    the kernel's reply to each cell by index (``RunLog.statuses``), when known.
 
     ``grades``: ``{grade_id: [auto_score or None, max_points]}`` for every graded cell.
     ``exercises``: ``[Exercise]`` in notebook order (only those with graded cells).
@@ -123,7 +126,8 @@ def summarise(nb, master, events):
         if gid and is_answer(cell):
             answers[gid] = cell
         if gid and is_graded(cell):
-            grades[gid] = list(cell_score(cell, master.stubs.get(gid)))
+            status = "ok" if statuses is None else statuses.get(index)
+            grades[gid] = list(cell_score(cell, master.stubs.get(gid), status))
             by_exercise.setdefault(master.exercise_of_cell(gid), []).append((index, cell))
     exercises = []
     for name, cells in by_exercise.items():

@@ -82,8 +82,10 @@ def grade(job):
         warnings.simplefilter("ignore")  # duplicate cell ids are repaired by sanitize()
         submitted = nbformat.read(job["submitted"], as_version=4)
     nb, flags = sanitize(submitted, master)
-    log = runner.run(nb, workdir, job["limits"], next_kernel=job.get("next_kernel", False))
-    grades, exercises = summarise(nb, master, log.events)
+    log = runner.run(
+        nb, workdir, job["limits"], next_kernel=job.get("next_kernel", False), master=master
+    )
+    grades, exercises = summarise(nb, master, log.events, log.statuses)
     for index, event in sorted(log.events.items()):
         where = grade_id(nb.cells[index]) or f"cell {index + 1}"
         if event == runner.CRASHED and where in grades:
