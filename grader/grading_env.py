@@ -147,7 +147,8 @@ def _user_expression(call):
     program = "from IPython import get_ipython\n\n"
     program += "\n\n".join(inspect.getsource(f) for f in KERNEL_SIDE)
     program += f"\n{call}\ndone = {token!r}\n"
-    return f'exec({program!r}, scope := {{}}) or scope["done"]', token
+    # a lambda's argument, not a name of the learner's namespace, holds them
+    return f'(lambda scope: exec({program!r}, scope) or scope["done"])({{}})', token
 
 
 @dataclass
