@@ -5,20 +5,23 @@ A learner's code runs in the same kernel before the tests, and one line of it us
 for full marks with every answer wrong: rebinding the checker the tests call
 (``check_gradient = lambda *a, **k: None``), patching the course library's code, hiding
 exceptions (``set_custom_exc``, a silent ``showtraceback``) or emptying the test cells (an input
-transformer). The grader answers with two rules:
+transformer, or a ``skip-execution`` tag). The grader answers with two rules:
 
 - a test cell scores only when the kernel's reply to it says "ok" (``scoring.cell_score``);
-  the runner adds an error output where a reply was an error that the output does not show;
+  the runner adds an error output where a reply was an error that the output does not show,
+  and to a test cell that got no reply;
 - before each graded test cell the runner silently runs ``Reset.before_test``, which puts back
   what the kernel had when it started (noted by ``Reset.at_start``): IPython's custom exception
   handler, the shell's, kernel's and session's own methods (instance attributes that shadow
   them are removed), the input and AST transformers; then it reloads the course library
   (``LIBRARY``) and runs the master notebook's own import statements again, so the names the
-  tests call are the library's own.
+  tests call are the library's own. Reloading makes new classes and functions; no test of the
+  course compares with library objects by identity, and every solution and wrong-answer
+  fixture is graded as before (tests/test_grader_e2e.py).
 
 Both are sent as a user expression of an empty cell: IPython evaluates those without its input
-or AST transformers. The expression returns a fresh token; a reset that does not return it did
-not run, and the test cell is not run either.
+or AST transformers. The expression evaluates to a token made for the run; a reset that does
+not return it did not run, and the test cell is not run either.
 
 This is not a sandbox: grading runs learners' code with the instructor's rights, and a
 determined learner can still get around it (or do harm). It closes the easy ways.

@@ -31,6 +31,13 @@ def test_a_test_cell_scores_all_or_nothing():
     assert scoring.cell_score(failed) == (0.0, 3.0)
 
 
+def test_a_test_cell_scores_only_when_the_kernel_replied_ok():
+    ran = cell("assert True", grade=True, points=3)
+    assert scoring.cell_score(ran, status="ok") == (3.0, 3.0)
+    assert scoring.cell_score(ran, status="error") == (0.0, 3.0)  # an error hidden from output
+    assert scoring.cell_score(ran, status=None) == (0.0, 3.0)  # never run: no reply
+
+
 def test_a_hand_graded_answer_is_zero_only_while_it_is_the_stub():
     assert scoring.cell_score(cell(STUB, solution=True, grade=True, points=2), STUB) == (0.0, 2.0)
     written = cell("x = 1", solution=True, grade=True, points=2)
