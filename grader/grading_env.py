@@ -12,12 +12,12 @@ transformer, or a ``skip-execution`` tag). The grader answers with two rules:
   and to a test cell that got no reply;
 - before each graded test cell the runner silently runs ``Reset.before_test``, which puts back
   what the kernel had when it started (noted by ``Reset.at_start``): IPython's custom exception
-  handler, the shell's, kernel's and session's own methods (instance attributes that shadow
-  them are removed), the input and AST transformers; then it reloads the course library
-  (``LIBRARY``) and runs the master notebook's own import statements again, so the names the
-  tests call are the library's own. Reloading makes new classes and functions; no test of the
-  course compares with library objects by identity, and every solution and wrong-answer
-  fixture is graded as before (tests/test_grader_e2e.py).
+  handler, the shell's, kernel's and session's methods (in their classes, their code, and
+  instance attributes that shadow them), the input and AST transformers; then it reloads the
+  course library (``LIBRARY``) and runs the master notebook's own import statements again, so
+  the names the tests call are the library's own. Reloading makes new classes and functions;
+  no test of the course compares with library objects by identity, and every solution and
+  wrong-answer fixture is graded as before (tests/test_grader_e2e.py).
 
 Both are sent as a user expression of an empty cell: IPython evaluates those without its input
 or AST transformers. The expression evaluates to a token made for the run; a reset that does
@@ -53,6 +53,12 @@ def _own_methods(obj):
     return {k: v for k, v in vars(obj).items() if callable(getattr(type(obj), k, None))}
 
 
+def _class_methods(shell):
+    """``[(class, {name: method})]`` of the classes of ``_objects(shell)`` (not ``object``)."""
+    classes = {cls for obj in _objects(shell) for cls in type(obj).__mro__ if cls is not object}
+    return [(cls, {k: v for k, v in vars(cls).items() if callable(v)}) for cls in classes]
+
+
 def _transformer_lists(shell):
     """``(owner, attribute)`` of every list of transformers a cell's code goes through."""
     manager = shell.input_transformer_manager
@@ -72,6 +78,13 @@ def note_start(shell):
         "manager": shell.input_transformer_manager,
         "lists": [(o, a, list(getattr(o, a))) for o, a in _transformer_lists(shell)],
         "methods": [(obj, _own_methods(obj)) for obj in _objects(shell)],
+        "classes": _class_methods(shell),
+    }
+    shell._grading_start["code"] = {
+        f: f.__code__
+        for _, methods in shell._grading_start["classes"]
+        for f in methods.values()
+        if hasattr(f, "__code__")
     }
 
 
@@ -84,6 +97,16 @@ def restore_shell(shell):
             if name not in methods:
                 del vars(obj)[name]
         vars(obj).update(methods)
+    for cls, methods in start["classes"]:
+        for name, method in vars(cls).copy().items():
+            if callable(method) and name not in methods:
+                delattr(cls, name)
+        for name, method in methods.items():
+            if vars(cls).get(name) is not method:
+                setattr(cls, name, method)
+    for function, code in start["code"].items():
+        if function.__code__ is not code:
+            function.__code__ = code
     shell.input_transformer_manager = start["manager"]
     for owner, attribute, items in start["lists"]:
         setattr(owner, attribute, list(items))
@@ -136,6 +159,7 @@ def master_imports(master):
 KERNEL_SIDE = (
     _objects,
     _own_methods,
+    _class_methods,
     _transformer_lists,
     note_start,
     restore_shell,

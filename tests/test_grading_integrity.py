@@ -24,6 +24,7 @@ CHEATS = {
     "lambda *a, **k: None)",
     "silent-traceback": "get_ipython().showtraceback = lambda *a, **k: None",
     "empty-test-cells": "get_ipython().input_transformers_post.append(lambda lines: [])",
+    "patched-shell-class": "type(get_ipython()).transform_cell = lambda self, cell: ''",
 }
 
 
