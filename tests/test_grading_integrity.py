@@ -11,6 +11,7 @@ import pytest
 
 from grader import course, runner
 from grader.__main__ import main
+from grader.master import Master
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading-integrity")]
 A = "01-chain-rule"
@@ -143,3 +144,15 @@ class TestGradingIntegrity:
         assert [(o.ename, o.evalue) for o in nb.cells[1].outputs] == [
             ("HiddenError", runner.HIDDEN_ERROR)
         ]
+
+    def test_the_reset_leaves_the_learners_names_alone(self, tmp_path):
+        """The names a notebook's cells see are the same with the reset and without it."""
+        master = Master.load(nh.notebook_path(A, nh.SOLUTIONS), A)
+        names = "print(sorted(k for k in globals() if not k.startswith('_')))"
+        seen = []
+        for given in (None, master):
+            nb = nh.student_notebook(A)
+            nb.cells.append(nbformat.v4.new_code_cell(names))
+            runner.run(nb, tmp_path, master=given)
+            seen.append(nb.cells[-1].outputs[0].text)
+        assert seen[0] == seen[1]
