@@ -467,10 +467,10 @@ def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
 
     real_run = runner.run
 
-    def run(nb, cwd, limits=None, next_kernel=False):
+    def run(nb, cwd, *args, **kwargs):
         if Path(cwd).parent.name == "bob":
             os._exit(1)  # as a notebook that kills the process running it
-        return real_run(nb, cwd, limits, next_kernel)
+        return real_run(nb, cwd, *args, **kwargs)
 
     monkeypatch.setattr(runner, "run", run)  # the workers are forked with it
     _, _, folder, _ = tiny_class
