@@ -395,6 +395,20 @@ class TemplateClient:
             self.address = None  # gone for good: kernels start the usual way from now on
             return None
 
+    def lost(self):
+        """True when this client was connected to a template that is gone since (its kernels
+        went with it)."""
+        import select
+        import socket
+
+        if self.conn is None:
+            return False
+        try:
+            readable, _, _ = select.select([self.conn], [], [], 0)
+            return bool(readable) and self.conn.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def close(self):
         if self.conn is not None:
             self.replies.close()

@@ -75,13 +75,16 @@ class RunLog:
 
     events: dict = field(default_factory=dict)
     statuses: dict = field(default_factory=dict)
+    exited: int | None = None  # index of a cell that asked the kernel to exit
     kernels: int = 0
     reached: int = -1  # index of the last cell run to completion
     seconds: float = 0.0
 
 
 class _Restart(Exception):
-    """The kernel is gone or stuck: start a new one and run the notebook again."""
+    """The kernel is gone or stuck: start a new one and run the notebook again. Its argument:
+    the index of the cell to blame, or None when no cell is to blame (the template the kernel
+    was forked from died, and every kernel with it)."""
 
 
 def _error(ename, evalue):
@@ -95,7 +98,7 @@ def _error(ename, evalue):
 def _mark(cell, event, limits):
     text = {
         TIMEOUT: f"this cell ran longer than its time limit ({limits.cell:g} s) and was stopped",
-        CRASHED: "the kernel died while running this cell (os._exit, a crash or a stuck "
+        CRASHED: "the kernel died while running this cell (exit(), os._exit, a crash or a stuck "
         "kernel); the rest of the notebook was run again without it",
         NOT_RUN: f"not run: the notebook's time limit ({limits.notebook:g} s) was used up",
     }[event]
@@ -114,6 +117,9 @@ def _note_reply(log, cell, cell_index, execute_reply):
         return
     status = execute_reply["content"]["status"]
     log.statuses[cell_index] = status
+    payload = execute_reply["content"].get("payload") or []
+    if any(item.get("source") == "ask_exit" for item in payload):
+        log.exited = cell_index  # exit() or quit(): the kernel ends once the cell has run
     if status != "ok" and not any(o.get("output_type") == "error" for o in cell.outputs):
         cell.outputs.append(_error("HiddenError", HIDDEN_ERROR))
 
@@ -404,6 +410,8 @@ async def _run_cells(client, nb, limits, deadline, log, reset):
                     )
                     continue
             await client.async_execute_cell(cell, index)
+            if log.exited == index:  # the next cell would find the kernel gone, and be blamed
+                raise DeadKernelError("the cell asked the kernel to exit")
             if reset is not None and is_test(cell) and index not in log.statuses:
                 cell.outputs.append(_error("NotRun", SKIPPED))
         except (CellTimeoutError, TimeoutError):
@@ -412,6 +420,8 @@ async def _run_cells(client, nb, limits, deadline, log, reset):
             if not await _recovered(client, limits):
                 raise _Restart(index) from None
         except DeadKernelError:
+            if _KERNELS.forks is not None and _KERNELS.forks.lost():
+                raise _Restart(None) from None  # no cell of this notebook ended its kernel
             log.events[index] = CRASHED
             _mark(cell, CRASHED, limits)
             raise _Restart(index) from None
@@ -456,9 +466,11 @@ async def _run(nb, cwd, limits, next_kernel, reset):
             await _attempt(nb, cwd, limits, deadline, log, next_kernel, reset)
             break
         except _Restart as lost:
+            log.exited = None
             if log.kernels > limits.restarts:
+                blamed = log.reached if lost.args[0] is None else lost.args[0]
                 for index, cell in enumerate(nb.cells):
-                    if cell.cell_type == "code" and index > lost.args[0]:
+                    if cell.cell_type == "code" and index > blamed:
                         log.events[index] = NOT_RUN
                         cell.outputs = []
                         _mark(cell, NOT_RUN, limits)

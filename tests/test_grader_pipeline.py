@@ -296,6 +296,40 @@ def test_runner_notebook_time_limit(tmp_path):
     assert not any(c.outputs for c in nb.cells[:3])
 
 
+def test_exit_blames_its_own_cell_not_the_next(tmp_path):
+    """exit() ends the kernel once its cell has run: that cell is the one marked and left out
+    when the notebook runs again, not the innocent cell after it."""
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(src) for src in ("x = 1", "exit()", "y = x + 1\ny")]
+    )
+    log = runner.run(nb, tmp_path)
+    assert log.events == {1: runner.CRASHED}
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "2"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels forked from a template")
+def test_a_kernel_lost_with_its_template_blames_no_cell(tmp_path):
+    """Kernels end with the template they were forked from (a notebook may kill it, or it may
+    crash): the notebooks then running are run again from the start, with no cell blamed."""
+    kill_the_template = (
+        "import os, signal, psutil\n"
+        "parent = psutil.Process(os.getppid())\n"
+        "if 'forkserver' in ' '.join(parent.cmdline()):\n"
+        "    parent.kill()  # the template; a kernel started the usual way leaves its parent be\n"
+        "    import time; time.sleep(30)"
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(src) for src in ("x = 1", kill_the_template, "x")]
+    )
+    try:
+        runner.prepare(template=True)
+        log = runner.run(nb, tmp_path, runner.Limits(cell=60))
+    finally:
+        runner.close()
+    assert log.events == {} and log.kernels == 2
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "1"
+
+
 @pytest.mark.skipif(os.name != "posix", reason="Unix sockets")
 def test_kernels_listen_on_sockets_of_their_own_not_on_tcp_ports(tmp_path):
     """A TCP port picked as free can be taken by another process before the kernel binds it (the
