@@ -18,7 +18,6 @@ import tiny_course as tiny  # noqa: E402
 
 from grader import course, progress, scrub  # noqa: E402
 from grader.__main__ import main  # noqa: E402
-from grader.master import Master  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader-feedback")]
 A = tiny.ASSIGNMENT
@@ -53,23 +52,17 @@ CLASS = {
 def graded(tmp_path_factory):
     """The tiny class collected and graded in a workspace of its own."""
     root = tmp_path_factory.mktemp("feedback")
-    saved_env, saved_source = os.environ.get(course.WORKSPACE_ENV), course.SOURCE
-    os.environ[course.WORKSPACE_ENV] = str(root / "workspace")
-    course.SOURCE = root / "solutions"
-    tiny.write_source(course.SOURCE)
-    released = Master.load(course.SOURCE / A / f"{tiny.NOTEBOOK}.ipynb", A).released_nb()
-    for sid, edit in CLASS.items():
-        path = root / "class" / sid / A / f"{tiny.NOTEBOOK}.ipynb"
-        path.parent.mkdir(parents=True)
-        nbformat.write(tiny.student_nb(released, tiny.CORRECT, edit), path)
-    assert main(["collect", str(root / "class")]) == 0
-    assert main(["autograde", "-j", "1", "--cell-timeout", "10", "--notebook-timeout", "60"]) == 0
-    yield root
-    course.SOURCE = saved_source
-    if saved_env is None:
-        os.environ.pop(course.WORKSPACE_ENV, None)
-    else:
-        os.environ[course.WORKSPACE_ENV] = saved_env
+    with tiny.as_the_course(root) as master:
+        released = master.released_nb()
+        for sid, edit in CLASS.items():
+            path = root / "class" / sid / A / f"{tiny.NOTEBOOK}.ipynb"
+            path.parent.mkdir(parents=True)
+            nbformat.write(tiny.student_nb(released, tiny.CORRECT, edit), path)
+        assert main(["collect", str(root / "class")]) == 0
+        assert (
+            main(["autograde", "-j", "1", "--cell-timeout", "10", "--notebook-timeout", "60"]) == 0
+        )
+        yield root
 
 
 def hidden_lines():

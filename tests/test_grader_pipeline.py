@@ -24,7 +24,7 @@ import tiny_course as tiny  # noqa: E402
 
 from grader import course, runner  # noqa: E402
 from grader.__main__ import main  # noqa: E402
-from grader.master import Master, grade_id  # noqa: E402
+from grader.master import grade_id  # noqa: E402
 
 # One worker runs the whole module: its tests share one graded class, in order.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader-tiny-course")]
@@ -103,34 +103,25 @@ CLASS = {
 def tiny_class(tmp_path_factory):
     """A graded class of the tiny course; yields (workspace, collect output lines)."""
     root = tmp_path_factory.mktemp("tiny")
-    saved_env, saved_source = os.environ.get(course.WORKSPACE_ENV), course.SOURCE
-    os.environ[course.WORKSPACE_ENV] = str(root / "workspace")
-    course.SOURCE = root / "solutions"
-    tiny.write_source(course.SOURCE)
-    released = Master.load(course.SOURCE / A / f"{tiny.NOTEBOOK}.ipynb", A).released_nb()
-
-    folder = root / "class"
-    for sid, (answers, edit, *_) in CLASS.items():
-        path = folder / sid / A / f"{tiny.NOTEBOOK}.ipynb"
-        path.parent.mkdir(parents=True)
-        fill = {} if answers is None else {**tiny.CORRECT, **answers}
-        nbformat.write(tiny.student_nb(released, fill, edit), path)
-    # An LMS-style zip: a wrapping folder, one good student, and bad input of every kind.
-    zipped = root / "export.zip"
-    with zipfile.ZipFile(zipped, "w") as z:
-        z.write(folder / "alice" / A / "tiny.ipynb", f"export/judy/{A}/tiny (1).ipynb")
-        z.writestr(f"export/kim/{A}/tiny.ipynb", "{not json")
-        z.writestr(f"export/kim/{A}/notes.txt", "my notes")
-        z.writestr("export/kim/99-unknown/tiny.ipynb", "{}")
-        z.write(folder / "bob" / A / "tiny.ipynb", f"export/Bob/{A}/tiny.ipynb")
-        z.write(folder / "bob" / A / "tiny.ipynb", f"export/bob/{A}/tiny.ipynb")
-    lines = []
-    yield root, lines, folder, zipped
-    course.SOURCE = saved_source
-    if saved_env is None:
-        os.environ.pop(course.WORKSPACE_ENV, None)
-    else:
-        os.environ[course.WORKSPACE_ENV] = saved_env
+    with tiny.as_the_course(root) as master:
+        released = master.released_nb()
+        folder = root / "class"
+        for sid, (answers, edit, *_) in CLASS.items():
+            path = folder / sid / A / f"{tiny.NOTEBOOK}.ipynb"
+            path.parent.mkdir(parents=True)
+            fill = {} if answers is None else {**tiny.CORRECT, **answers}
+            nbformat.write(tiny.student_nb(released, fill, edit), path)
+        # An LMS-style zip: a wrapping folder, one good student, and bad input of every kind.
+        zipped = root / "export.zip"
+        with zipfile.ZipFile(zipped, "w") as z:
+            z.write(folder / "alice" / A / "tiny.ipynb", f"export/judy/{A}/tiny (1).ipynb")
+            z.writestr(f"export/kim/{A}/tiny.ipynb", "{not json")
+            z.writestr(f"export/kim/{A}/notes.txt", "my notes")
+            z.writestr("export/kim/99-unknown/tiny.ipynb", "{}")
+            z.write(folder / "bob" / A / "tiny.ipynb", f"export/Bob/{A}/tiny.ipynb")
+            z.write(folder / "bob" / A / "tiny.ipynb", f"export/bob/{A}/tiny.ipynb")
+        lines = []
+        yield root, lines, folder, zipped
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ grading fails, a notebook filed under another assignment. Each must be graded or
 every submitted notebook must reach the export, flagged for a human where its grade is unsure."""
 
 import csv
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import tiny_course as tiny  # noqa: E402
 from grader import course  # noqa: E402
 from grader.__main__ import main  # noqa: E402
 from grader.autograde import failure_path  # noqa: E402
-from grader.master import Master, grade_id  # noqa: E402
+from grader.master import grade_id  # noqa: E402
 from grader.sanitize import sanitize  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader-repairs")]
@@ -59,16 +58,8 @@ DAMAGED = {
 def tiny_master(tmp_path_factory):
     """The tiny course as the course (``course.SOURCE``) while the module runs; yields its
     master."""
-    root = tmp_path_factory.mktemp("repairs")
-    saved_env, saved_source = os.environ.get(course.WORKSPACE_ENV), course.SOURCE
-    os.environ[course.WORKSPACE_ENV] = str(root / "workspace")
-    course.SOURCE = root / "solutions"
-    yield Master.load(tiny.write_source(course.SOURCE), A)
-    course.SOURCE = saved_source
-    if saved_env is None:
-        os.environ.pop(course.WORKSPACE_ENV, None)
-    else:
-        os.environ[course.WORKSPACE_ENV] = saved_env
+    with tiny.as_the_course(tmp_path_factory.mktemp("repairs")) as master:
+        yield master
 
 
 def submission(master, edit=None, answers=tiny.CORRECT):
