@@ -73,13 +73,14 @@ def solution_answers(assignment):
     return {grade_id(c): solution_source(c.source) for c in nb.cells if is_answer(c)}
 
 
-def student_notebook(assignment, answers=None, solved=True):
-    """The student notebook of ``assignment`` with answer cells filled in.
+def student_notebook(assignment, answers=None, solved=True, folder=NOTEBOOKS):
+    """The student notebook of ``assignment`` with answer cells filled in (with ``folder`` =
+    ``SOLUTIONS``: the instructor's, whose test cells hold the hidden tests too).
 
     ``solved``: first fill every answer cell with the solution; ``answers``: {exercise: source}
     replacing those cells afterwards. Returns a NotebookNode.
     """
-    nb = nbformat.read(notebook_path(assignment), as_version=4)
+    nb = nbformat.read(notebook_path(assignment, folder), as_version=4)
     fill = dict(solution_answers(assignment)) if solved else {}
     fill.update(answers or {})
     for cell in nb.cells:

@@ -172,3 +172,23 @@ def test_fixture_through_nbgrader_validator(fixture):
             f"{fixture.id}: one slip, marked in {sorted(mine)}; only {fixture.only} should fail:\n"
             + "\n".join(mine.values())[:3000]
         )
+
+
+ALTERNATIVES = [f for f in FIXTURES if f.expect == "pass"]
+
+
+@pytest.mark.parametrize("fixture", ALTERNATIVES, ids=[f.id for f in ALTERNATIVES])
+def test_alternative_correct_answers_pass_the_hidden_tests_too(fixture):
+    """The validator above runs a student notebook's visible tests; the grader runs the hidden
+    ones too, which must not reject another correct way of writing the answer."""
+    nb = h.student_notebook(
+        fixture.assignment, {fixture.exercise: fixture.source}, folder=h.SOLUTIONS
+    )
+    exercises = _exercises(nb)
+    errors = h.cell_errors(h.execute_in_copy(fixture.assignment, nb))
+    mine = {
+        key: text
+        for key, text in errors.items()
+        if isinstance(key, str) and h.exercise_of(key, exercises) == fixture.exercise
+    }
+    assert not mine, f"rejected by the hidden tests:\n{next(iter(mine.values()), '')[:2000]}"
