@@ -203,14 +203,10 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
     """Grade; returns ``(results, failures, unchanged)``."""
     limits = limits or Limits()
     jobs_n = max(1, jobs_n)
-    known = course.assignments()
     submitted = course.folder("submitted")
-    ids = list(ids or [a for a in known if any(submitted.glob(f"*/{a}/*.ipynb"))])
-    unknown = [a for a in ids if a not in known]
-    if unknown:
-        raise course.UsageError(
-            f"unknown assignment(s): {', '.join(unknown)} (known: {', '.join(known)})"
-        )
+    ids = course.known(
+        ids or [a for a in course.assignments() if any(submitted.glob(f"*/{a}/*.ipynb"))]
+    )
     pool = _Pool(jobs_n) if force or _probably_work(ids) else None
     try:
         todo, unchanged = plan(ids, limits, force)
