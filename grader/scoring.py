@@ -10,7 +10,8 @@ unless it is still the untouched stub (0 points).
 A failed exercise is diagnosed from the ``[mistake: <key>]`` tags in its test cells' errors
 (written by ``backprop.gradcheck``); without a tag the diagnosis says why it failed:
 ``not-implemented``, ``timeout``, ``dead-kernel``, ``not-run``, ``error-in-answer-cell`` or
-``unexplained``.
+``unexplained``. An answer cell the learner deleted (put back from the release, so unanswered) is
+``deleted-answer-cell`` rather than ``not-implemented``: the answer may be in another cell.
 """
 
 import re
@@ -111,9 +112,10 @@ def _diagnose(tests, answer, stub, events):
     return found
 
 
-def summarise(nb, master, events, statuses=None):
+def summarise(nb, master, events, statuses=None, missing=()):
     """``(grades, exercises)`` for an executed, sanitized notebook; ``statuses``: the status of
-    the kernel's reply to each cell by index (``RunLog.statuses``), when known.
+    the kernel's reply to each cell by index (``RunLog.statuses``), when known; ``missing``: the
+    grade_ids of the cells ``sanitize`` put back because they had been deleted.
 
     ``grades``: ``{grade_id: [auto_score or None, max_points]}`` for every graded cell.
     ``exercises``: ``[Exercise]`` in notebook order (only those with graded cells).
@@ -145,5 +147,9 @@ def summarise(nb, master, events, statuses=None):
         if not ex.passed:
             tests = [(i, c) for i, c in cells if not nbgrader_meta(c).get("solution")]
             ex.mistakes = _diagnose(tests, answer, master.stubs.get(name), events)
+            if name in missing:
+                ex.mistakes = ["deleted-answer-cell"] + [
+                    m for m in ex.mistakes if m != "not-implemented"
+                ]
         exercises.append(ex)
     return grades, [asdict(e) for e in exercises]

@@ -85,7 +85,8 @@ def grade(job):
     log = runner.run(
         nb, workdir, job["limits"], next_kernel=job.get("next_kernel", False), master=master
     )
-    grades, exercises = summarise(nb, master, log.events, log.statuses)
+    missing = {where for kind, where in flags if kind == "missing-cell"}
+    grades, exercises = summarise(nb, master, log.events, log.statuses, missing)
     for index, event in sorted(log.events.items()):
         where = grade_id(nb.cells[index]) or f"cell {index + 1}"
         if event == runner.CRASHED and where in grades:

@@ -100,9 +100,21 @@ def test_an_answer_that_cannot_be_told_apart_is_missing(tiny_master):
     assert add.source == tiny_master.stubs["add"]
 
 
+def _answer_deleted(nb):
+    """The answer cell of ``add`` deleted, its answer written in a new cell at the end."""
+    i = next(i for i, c in enumerate(nb.cells) if grade_id(c) == "add")
+    nb.cells.append(nbformat.v4.new_code_cell(nb.cells.pop(i).source))
+
+
 # student: how their notebook is damaged (None: not at all; "corrupt": a file nbformat cannot
 # read, put straight into the workspace)
-CLASS = {"alice": None, **{name: name for name in DAMAGED}, "zed": "corrupt"}
+CLASS = {
+    "alice": None,
+    **{name: name for name in DAMAGED},
+    "ulla": "answer-deleted",
+    "zed": "corrupt",
+}
+EDITS = DAMAGED | {"answer-deleted": _answer_deleted}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +125,7 @@ def exported(tiny_master, tmp_path_factory):
         if damage != "corrupt":
             path = folder / sid / A / NAME
             path.parent.mkdir(parents=True)
-            nbformat.write(submission(tiny_master, DAMAGED.get(damage)), path)
+            nbformat.write(submission(tiny_master, EDITS.get(damage)), path)
     assert main(["collect", str(folder)]) == 0
     corrupt = course.folder("submitted") / "zed" / A / NAME
     corrupt.parent.mkdir(parents=True)
@@ -158,6 +170,14 @@ def test_an_answer_cell_lost_is_checked_by_a_human():
 
     assert needs_human([("missing-cell", "add")], {"add"})
     assert not needs_human([("missing-cell", "test_add"), ("restored-cell", "x")], {"add"})
+
+
+def test_a_deleted_answer_cell_is_named_not_called_unanswered(exported):
+    """The answer cell put back is the released stub, so the exercise fails; the diagnosis says
+    the cell was deleted (the answer may be elsewhere), not that nothing was answered."""
+    row = exported["ulla"]
+    assert row["flags"] == "missing-cell(add)" and row["needs_manual_grade"] == "yes", row
+    assert row["mistakes"] == "add:deleted-answer-cell", row
 
 
 def test_a_notebook_that_was_never_graded_has_a_row(tiny_master, exported):
