@@ -22,7 +22,10 @@ One template serves every worker of a grading run: its owner (``Template``) bind
 socket and hands it over; each worker connects (``TemplateClient``) and sends one JSON object
 per line, ``{"argv", "cwd", "env"}``, answered by ``{"pid"}`` (or ``{"error"}``). The template
 exits when its standard input closes (its owner is done or gone), and a kernel when its parent,
-the template, is gone; a worker's kernels are killed when its connection closes.
+the template, is gone; a worker's kernels are killed when its connection closes. What a
+notebook starts ends with its kernel, even a process in a session of its own or one whose parent
+has exited: kernels and template are subreapers, so such processes stay in the family and are
+killed once their kernel is gone (``_end_orphans``).
 """
 
 import contextlib
@@ -35,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 # Imported once by the template: the kernel itself, and what the course's notebooks import.
 PRELOAD = (
@@ -63,6 +67,8 @@ PRELOAD = (
 )
 LAUNCHER = "ipykernel_launcher"
 PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent exits
+# Linux prctl option: orphaned descendants of this process become its children (not init's)
+PR_SET_CHILD_SUBREAPER = 36
 # Modules that set themselves up for a running kernel when imported in one: imported in the
 # template, where there is none, they are given the kernel when it exists (module, function).
 KERNEL_HOOKS = (("ipywidgets", "register_comm_target"),)
@@ -134,16 +140,59 @@ def _warm_up():
         pass
 
 
+def _prctl(option, value):
+    """Linux's ``prctl(option, value)``; elsewhere nothing happens."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def die_with(parent):
     """Have this process killed when ``parent`` exits (Linux; elsewhere nothing happens): a
     kernel before its own watch on its parent has started, a grading worker whose grader is
     gone."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # it exited before that took effect
         os._exit(1)
+
+
+def children():
+    """The process ids of this process's children (Linux), from ``/proc``."""
+    found = set()
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        try:
+            with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
+                found.update(int(pid) for pid in f.read().split())
+        except FileNotFoundError:  # a kernel built without it: look at every process
+            return {pid for pid in _all_processes() if _parent_of(pid) == os.getpid()}
+    return found
+
+
+def _all_processes():
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _end_orphans(kernels):
+    """Kill every child of this template that is not one of the running ``kernels`` (pids):
+    what a notebook started that outlived its kernel.
+
+    A kernel adopts what its notebook starts and leaves behind (it is a subreaper, see
+    ``_kernel``), even in a session of its own, out of reach of the kill that ends the kernel's
+    process group; when the kernel ends, those processes pass to the template, whose children
+    they become, and end here. Their own children then pass to the template in turn, and end
+    the same way."""
+    for pid in children() - set(kernels):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _kernel(request, parent, close=()):
@@ -156,12 +205,16 @@ def _kernel(request, parent, close=()):
         for sock in close:
             sock.close()
         os.setsid()  # its own process group: interrupts and kills reach it and its children
+        # What its notebook starts in a session of its own and leaves behind stays its child,
+        # and passes to the template when it ends (see _end_orphans).
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
         for signum, handler in (
             (signal.SIGCHLD, signal.SIG_DFL),
             (signal.SIGINT, signal.default_int_handler),
             (signal.SIGTERM, signal.SIG_DFL),
         ):
             signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})  # the template's fork()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
@@ -189,9 +242,9 @@ def _kernel(request, parent, close=()):
         os._exit(code)
 
 
-def _reap(signum=None, frame=None):
-    """Collect every kernel that has exited (its CPU time is added to this process's children,
-    so whoever waits for the template sees it)."""
+def _reap():
+    """Collect every child that has exited (a kernel's CPU time is added to this process's
+    children, so whoever waits for the template sees it)."""
     try:
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
@@ -223,7 +276,8 @@ def serve(listener_fd, names=PRELOAD):
     once they are: the first kernels do not wait for it.
 
     A client's kernels are killed when its connection closes (a worker that died), and all
-    kernels when the template exits.
+    kernels when the template exits. Nothing a notebook starts outlives its kernel, even in a
+    session of its own (see ``_end_orphans``).
     """
     import selectors
     import socket
@@ -231,8 +285,15 @@ def serve(listener_fd, names=PRELOAD):
     # Like ipykernel_launcher: the folder the template started in is not an import location.
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
+    kernels = {}  # connection -> pids of its kernels
+
+    def child_exited(signum=None, frame=None):
+        _reap()
+        _end_orphans(set().union(*kernels.values()))
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the grader; EOF stops this
-    signal.signal(signal.SIGCHLD, _reap)  # kernels are reaped as they exit
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # what kernels leave behind comes here to end
+    signal.signal(signal.SIGCHLD, child_exited)
     listener = socket.socket(fileno=listener_fd)
     # What the imports made is never collected: kept out of every collection, it is not copied
     # into each kernel when the collector would touch it (as Python's gc docs advise for a
@@ -242,7 +303,6 @@ def serve(listener_fd, names=PRELOAD):
     gc.freeze()
 
     template = os.getpid()
-    kernels = {}  # connection -> pids of its kernels
     pending = {}  # connection -> bytes received without a newline yet
     events = selectors.DefaultSelector()
     events.register(sys.stdin.fileno(), selectors.EVENT_READ, "owner")
@@ -256,15 +316,19 @@ def serve(listener_fd, names=PRELOAD):
         conn.close()
 
     def fork(conn, line):
+        # Until it is listed among the kernels, a new kernel would look like an orphan.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
             request = json.loads(line)
             pid = os.fork()
+            if pid == 0:
+                _kernel(request, parent=template, close=[events, listener, *kernels])
+            kernels[conn] = {p for p in kernels[conn] if _running(p)} | {pid}
+            return {"pid": pid}
         except (ValueError, OSError) as error:
             return {"error": f"{type(error).__name__}: {error}"}
-        if pid == 0:
-            _kernel(request, parent=template, close=[events, listener, *kernels])
-        kernels[conn] = {p for p in kernels[conn] if _running(p)} | {pid}
-        return {"pid": pid}
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
     warm = False
     while True:
@@ -278,10 +342,12 @@ def serve(listener_fd, names=PRELOAD):
         for key, _ in ready:
             if key.data == "owner":
                 if not os.read(key.fd, 4096):
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     for pids in kernels.values():
                         for pid in pids:
                             _kill_group(pid)
                     _remove_socket(listener)  # the owner may be gone without cleaning up
+                    _end_all()
                     os._exit(0)  # nothing else to clean up: a quick exit is all it waits for
             elif key.data == "listener":
                 conn, _ = listener.accept()
@@ -296,6 +362,18 @@ def serve(listener_fd, names=PRELOAD):
                 *lines, pending[conn] = (pending[conn] + data).split(b"\n")
                 for line in lines:
                     conn.sendall(json.dumps(fork(conn, line)).encode() + b"\n")
+
+
+def _end_all(seconds=2.0):
+    """Kill every child of this process, and what passes to it as they end, until none is left
+    (or ``seconds`` passed): the template's end, after its kernels were killed."""
+    deadline = time.monotonic() + seconds
+    while (left := children()) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)
+        _reap()
 
 
 def _remove_socket(listener):

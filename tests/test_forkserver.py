@@ -5,8 +5,11 @@ template."""
 import json
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
 
 import nbformat
 import pytest
@@ -59,8 +62,6 @@ def plain():
 
 
 def test_kernel_args_only_for_this_pythons_ipykernel():
-    import sys
-
     assert forkserver.kernel_args([sys.executable, "-m", "ipykernel_launcher", "-f", "c.json"]) == [
         "-f",
         "c.json",
@@ -137,6 +138,81 @@ def wait_for_end(pid, seconds=10):
     assert not alive(pid), "a kernel outlived its template"
 
 
+# Started by a notebook and left behind: one process in a session of its own (out of reach of
+# the kill of the kernel's process group), one whose parent, a shell, exits at once (a daemon).
+LEAVE_BEHIND = """
+import shlex, subprocess, sys
+sleeper = [sys.executable, "-c", "import time; time.sleep(300)", "{token}"]
+subprocess.Popen(sleeper, start_new_session=True)
+subprocess.run(["sh", "-c", shlex.join(["setsid", *sleeper]) + " &"], check=True)
+"""
+COUNT = """
+import os, time
+time.sleep(0.3)
+mine = 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        mine += "{token}" in open(f"/proc/{{pid}}/cmdline").read()
+    except OSError:
+        pass
+print(mine)
+"""
+
+
+def processes_with(token):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline") as f:
+                if token in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def wait_until_gone(token, seconds=10):
+    deadline = time.monotonic() + seconds
+    while processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return processes_with(token)
+
+
+def test_what_a_notebook_starts_ends_with_its_kernel(template, tmp_path):
+    """Even in a session of its own, or orphaned: it runs while its notebook runs, and is
+    killed when the kernel is."""
+    token = f"left-behind-{uuid.uuid4().hex}"
+    cells = [LEAVE_BEHIND.format(token=token), COUNT.format(token=token)]
+    log, texts, _ = run_cells(cells, tmp_path)
+    assert log.events == {} and texts[1] == "2\n", texts
+    assert not wait_until_gone(token), "processes a notebook started outlived its kernel"
+    assert template.process.poll() is None
+
+
+ENDS_ALL = """
+import shlex, subprocess, sys, time
+from grader import forkserver
+
+forkserver._prctl(forkserver.PR_SET_CHILD_SUBREAPER, 1)
+sleeper = [sys.executable, "-c", "import time; time.sleep(300)", sys.argv[1]]
+subprocess.run(["sh", "-c", shlex.join(["setsid", *sleeper]) + " &"], check=True)
+time.sleep(0.3)
+print(len(forkserver.children()))
+forkserver._end_all()
+print(len(forkserver.children()))
+"""
+
+
+def test_a_template_that_ends_ends_what_its_kernels_left_behind(tmp_path):
+    """What passed to the template (``children``) is killed when it ends (``_end_all``)."""
+    token = f"left-behind-{uuid.uuid4().hex}"
+    done = subprocess.run(
+        [sys.executable, "-c", ENDS_ALL, token], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["1", "0"], done.stdout + done.stderr
+    assert not wait_until_gone(token)
+
+
 def test_without_a_template_kernels_start_the_usual_way(tmp_path, plain):
     info = json.loads(run_cells([PROBE], tmp_path)[1][0])
     assert not info["preloaded"] and info["ppid"] == os.getpid()
@@ -210,8 +286,6 @@ forkserver.serve(listener)
 
 def test_kernels_asked_for_during_the_imports_do_not_wait_for_the_warm_up(tmp_path):
     import socket
-    import subprocess
-    import sys
 
     log, address = tmp_path / "log", str(tmp_path / "template.sock")
     log.write_text("")
@@ -240,7 +314,6 @@ def test_asking_the_template_for_a_kernel_leaves_the_event_loop_free(tmp_path):
     """A worker's loop runs the current notebook while the template forks the next kernel (the
     template may still be importing or warming up)."""
     import asyncio
-    import sys
 
     from jupyter_client.kernelspec import KernelSpecManager
 
