@@ -28,7 +28,6 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import course, gradebook, runner
@@ -98,12 +97,9 @@ def plan(ids, limits, force=False):
     return jobs, unchanged
 
 
-def _timestamp(path):
-    return datetime.fromtimestamp(os.path.getmtime(path), tz=timezone.utc).replace(tzinfo=None)
-
-
 def _save(gb, result, job):
-    gradebook.record(gb, result, timestamp=_timestamp(job["submitted"]))
+    dropped = gradebook.record(gb, result, course.submitted_at(Path(job["submitted"]).parent))
+    result["flags"] += [["manual-mark-dropped", gid] for gid in dropped]
     path = result_path(result["assignment"], result["student"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")

@@ -183,6 +183,7 @@ def collect(source, out=print, err=None):
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(placed.raw)
+            course.stamp(dest.parent)
             imported += 1
     line = (
         f"collected {imported} new or changed notebook(s), {unchanged} unchanged, "

@@ -1,6 +1,7 @@
 """Where the course lives: repository folders, the grading workspace, the nbgrader config."""
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 from traitlets.config.loader import PyFileConfigLoader
@@ -47,6 +48,32 @@ def folder(name):
     """A folder of the workspace: ``submitted``, ``autograded``, ``feedback``, ``results``,
     ``exports`` (nbgrader's layout below it: ``<student>/<assignment>/``)."""
     return workspace() / name
+
+
+TIMESTAMP = "timestamp.txt"  # in submitted/<student>/<assignment>/, as nbgrader keeps it
+
+
+def stamp(submission, when=None):
+    """Record in its ``timestamp.txt`` that the submission in folder ``submission``
+    (``submitted/<student>/<assignment>``) came in at ``when`` (a datetime in UTC without time
+    zone; default: now), and return that time. nbgrader's formgrader counts a submission as
+    graded only while this time is the one the gradebook holds for it (``gradebook.record``)."""
+    when = when or datetime.now(timezone.utc).replace(tzinfo=None)
+    (Path(submission) / TIMESTAMP).write_text(f"{when.isoformat(sep=' ')} UTC\n")
+    return when
+
+
+def submitted_at(submission):
+    """When the submission in folder ``submission`` came in (as ``stamp`` recorded it). A folder
+    without a record (put in the workspace by hand) gets one: the time its newest notebook was
+    written."""
+    try:
+        date, time, _zone = (Path(submission) / TIMESTAMP).read_text().split()
+        return datetime.fromisoformat(f"{date} {time}")
+    except (OSError, ValueError):
+        newest = max(p.stat().st_mtime for p in Path(submission).glob("*.ipynb"))
+        written = datetime.fromtimestamp(newest, tz=timezone.utc).replace(tzinfo=None)
+        return stamp(submission, written)
 
 
 def cache():

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from .course import nbgrader_env
+from .course import REPO, WORKSPACE_ENV, nbgrader_env, workspace
 
 LAB_EXTENSIONS = {
     "@jupyter-widgets/jupyterlab-manager": "ipywidgets (sliders and dashboards)",
@@ -68,6 +68,12 @@ def doctor(quiet=False, fix=True):
             problems.append(f"server extension {name} is not enabled")
     for problem in problems:
         print(f"doctor: {problem}; run `make lab` again, or `pip install -e .` in .venv")
+    if not workspace().is_relative_to(REPO):
+        print(
+            f"doctor: the grading workspace {workspace()} is outside {REPO}, which JupyterLab "
+            f"serves: the formgrader cannot open it (set {WORKSPACE_ENV} to a folder in there "
+            "to review marks by hand; grading itself works anywhere)"
+        )
     if not problems and not quiet:
         print("doctor: widgets and nbgrader are installed and enabled in JupyterLab")
     return 1 if problems else 0

@@ -9,13 +9,15 @@ workspace's ``submitted/`` has a row: one that has no grade (grading it failed, 
 graded) gets an empty score and the flag ``grader-error`` or ``not-graded``.
 
 ``flags``: ``kind(cell)`` items joined by ``; `` with kind ``timeout``, ``dead-kernel``,
-``not-run``, ``restored-cell``, ``missing-cell``, ``duplicated-cell``, or ``kind(notebook)``
+``not-run``, ``restored-cell``, ``missing-cell``, ``duplicated-cell``, ``manual-mark-dropped``
+(a mark given by hand to an earlier submission, dropped when the student handed in again), or
+``kind(notebook)``
 with kind ``grader-error`` (the last autograde of the notebook failed; its message is in
 autograde's output and in ``results/<assignment>/<student>.error``) or ``not-graded``
 (autograde has not graded it).
 ``mistakes``: ``exercise:key`` items. ``needs_manual_grade`` is ``yes`` when a cell waits for a
 human (manually graded answers, cells lost with a dead kernel, answer cells that were missing or
-put back together) or the notebook has no grade.
+put back together, marks given by hand to an earlier submission) or the notebook has no grade.
 """
 
 import csv
@@ -44,7 +46,7 @@ FIXED = [
     "mistakes",
     "warnings",
 ]
-MANUAL = {"dead-kernel", "grader-error", "not-graded"}
+MANUAL = {"dead-kernel", "grader-error", "not-graded", "manual-mark-dropped"}
 REPAIRED = {"restored-cell", "missing-cell"}  # on an answer cell, the grade may be wrong
 
 

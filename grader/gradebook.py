@@ -127,24 +127,37 @@ def _recorded(gb, master):
     return _recorded_cells(notebook) == _cells_to_record(master.graded_nb())
 
 
-def record(gb, result, timestamp=None):
+def record(gb, result, timestamp):
     """Store one graded submission's scores (from ``worker.grade``) in the open gradebook
-    ``gb`` (from ``open_gradebook``)."""
+    ``gb`` (from ``open_gradebook``), with the time it came in (``course.submitted_at``).
+
+    A submission that came in again since it was last recorded keeps none of the marks given to
+    the old one by hand: returns the grade_ids whose manual score was dropped, for a human to
+    look at again."""
     from nbgrader.api import MissingEntry
 
     sid, aid, nb_id = result["student"], result["assignment"], result["notebook"]
     gb.update_or_create_student(sid)
     try:
-        gb.find_submission(aid, sid)
+        submission = gb.find_submission(aid, sid)
     except MissingEntry:
-        gb.add_submission(aid, sid, **({"timestamp": timestamp} if timestamp else {}))
+        submission = gb.add_submission(aid, sid, timestamp=timestamp)
+    resubmitted = submission.timestamp not in (None, timestamp)
+    submission.timestamp = timestamp
     # One query for the notebook's grades (nbgrader's find_grade makes one per cell).
     grades = {g.name: g for g in gb.find_submission_notebook(nb_id, aid, sid).grades}
+    dropped = []
     for gid, (score, _points, *manual) in result["grades"].items():
         grade = grades[gid]
+        if resubmitted and grade.manual_score is not None:
+            grade.manual_score = None
+            dropped.append(gid)
         grade.auto_score = score
-        grade.needs_manual_grade = score is None or grade.manual_score is not None or bool(manual)
+        grade.needs_manual_grade = (
+            score is None or grade.manual_score is not None or bool(manual) or gid in dropped
+        )
     gb.db.commit()
+    return dropped
 
 
 def scores(assignment):

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from grader.course import nbgrader_env
+from grader.course import REPO, WORKSPACE_ENV, nbgrader_env
 from grader.doctor import doctor, lab_status
 
 WIDGETS = "@jupyter-widgets/jupyterlab-manager"
@@ -29,3 +29,12 @@ def test_doctor_finds_and_fixes_a_disabled_widget_extension(capsys):
             capture_output=True,
             env=nbgrader_env(),
         )
+
+
+def test_doctor_says_when_the_formgrader_cannot_open_the_workspace(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(WORKSPACE_ENV, str(tmp_path))  # outside the folder JupyterLab serves
+    doctor(quiet=True, fix=False)
+    assert "the formgrader cannot open it" in capsys.readouterr().out
+    monkeypatch.setenv(WORKSPACE_ENV, str(REPO / ".grading"))
+    doctor(quiet=True, fix=False)
+    assert "formgrader" not in capsys.readouterr().out

@@ -161,6 +161,13 @@ def test_formgrader_lists_the_workspace(graded_course):
         names = {a["name"] for a in lab.get_json("formgrader/api/assignments")}
         assert set(IDS) <= names, names
         aid = IDS[0]
-        students = {s["student"] for s in lab.get_json(f"formgrader/api/submissions/{aid}")}
+        submissions = lab.get_json(f"formgrader/api/submissions/{aid}")
+        students = {s["student"] for s in submissions}
         expected = {sid for sid, (a, *_) in graded_course.items() if a == aid}
         assert expected <= students, (expected - students, lab.log_tail())
+        # graded, with the grader's scores (nbgrader checks the submission's timestamp.txt)
+        for sub in submissions:
+            if sub["student"] in expected:
+                grades = _result(aid, sub["student"])["grades"].values()
+                assert sub["autograded"], sub
+                assert sub["score"] == sum(s or 0 for s, *_ in grades), sub

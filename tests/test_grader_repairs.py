@@ -191,3 +191,43 @@ def test_a_notebook_that_was_never_graded_has_a_row(tiny_master, exported):
     assert rows["yann"]["flags"] == f"not-graded({NAME})"
     assert rows["yann"]["needs_manual_grade"] == "yes"
     late.unlink()
+
+
+def test_a_resubmission_keeps_no_mark_given_by_hand_to_the_old_one(tiny_master, exported, tmp_path):
+    """A mark a human gave survives grading the same notebook again, not a new notebook: that
+    one's cell is flagged for a human instead. The formgrader counts every graded submission
+    as graded: its timestamp.txt holds the time the gradebook has."""
+    from grader import gradebook
+
+    def hand_in(answers, name):
+        path = tmp_path / name / "rita" / A / NAME
+        path.parent.mkdir(parents=True)
+        nbformat.write(submission(tiny_master, answers=answers), path)
+        assert main(["collect", str(path.parents[2])]) == 0
+        main(["autograde", "--cell-timeout", "10"])  # non-zero: zed's notebook cannot be read
+
+    def row():
+        path = course.folder("exports") / "rita.csv"
+        assert main(["export", "--to", str(path)]) == 0
+        with open(path, newline="") as f:
+            return next(r for r in csv.DictReader(f) if r["student_id"] == "rita")
+
+    def stored_timestamp():
+        with gradebook.open_gradebook() as gb:
+            return gb.find_submission(A, "rita").timestamp
+
+    hand_in(tiny.CORRECT, "first")
+    folder = course.folder("submitted") / "rita" / A
+    assert course.submitted_at(folder) == stored_timestamp()
+    with gradebook.open_gradebook() as gb:
+        gb.find_grade("test_add", tiny.NOTEBOOK, A, "rita").manual_score = 0.5
+        gb.db.commit()
+    main(["autograde", "--force", "--cell-timeout", "10"])  # the same notebook again
+    kept = row()
+    assert kept["score"] == "3.5" and "manual-mark-dropped" not in kept["flags"], kept
+
+    hand_in(tiny.CORRECT | {"relu_backward": tiny.SIGN_FLIPPED}, "again")
+    assert course.submitted_at(folder) == stored_timestamp()
+    again = row()
+    assert again["score"] == "2" and again["needs_manual_grade"] == "yes", again
+    assert again["flags"] == "manual-mark-dropped(test_add)", again
