@@ -2,6 +2,9 @@
 a slider changes what is shown to the right values, and the training dashboard's live updates,
 restarts and learner-written training loops."""
 
+import base64
+import io
+import itertools
 import re
 
 import matplotlib
@@ -12,6 +15,7 @@ from backprop import graphs, plots, widgets
 from backprop.data import digits_split, spiral
 from backprop.functions import sigmoid, sigmoid_prime
 from backprop.train import train as reference_train
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from nbharness import execute
 
 REFERENCE = {"apple": 2.2, "apple_num": 110, "orange": 3.3, "orange_num": 165, "tax": 650}
@@ -123,8 +127,10 @@ def test_every_plot_draws_data(digits):
         assert _lines_have_data(ax) or ax.texts, ax.get_title()
     ax = plots.plot_decision_boundary(lambda Z: np.column_stack([Z[:, 0], -Z[:, 0], Z[:, 1]]), X, y)
     assert len(ax.collections) >= 2  # filled contour and points
-    ax = plots.plot_rel_errors({"W1": 1e-9, "W2": 3e-6}, tol=1e-7)
-    assert [p.get_facecolor() for p in ax.patches][0] != ax.patches[1].get_facecolor()
+    for drawn in [*axes, ax]:
+        legend = drawn.get_legend()
+        sizes = [t.get_fontsize() for t in legend.get_texts()] if legend else []
+        assert all(size >= 8 for size in sizes), (drawn.get_title(), sizes)
     ax = plots.plot_timings([1, 32], [1e-3, 3.2e-2], [1e-3, 1e-3])
     assert "×32" in [t.get_text() for t in ax.texts]
 
@@ -134,7 +140,10 @@ def test_draw_graph_writes_forward_above_and_gradient_below():
     ax = graphs.draw_graph(nodes, [("x", "f", 3.0, -0.5), ("f", "f", None, None)])
     texts = {t.get_text(): t for t in ax.texts}
     assert {"3", "-0.5", "x", "f"} <= set(texts)
-    assert texts["3"].get_position()[1] > 0 and texts["-0.5"].get_position()[1] < 0  # offsets
+    renderer = _drawn(ax)
+    edge_y = ax.transData.transform((1, 0))[1]
+    assert texts["3"].get_window_extent(renderer).y0 > edge_y  # above the arrow
+    assert texts["-0.5"].get_window_extent(renderer).y1 < edge_y  # below it
     assert texts["3"].get_color() != texts["-0.5"].get_color()
 
 
@@ -244,10 +253,12 @@ def frames(monkeypatch):
     return count
 
 
-def _dashboard(digits, **kwargs):
+def _dashboard(digits, frames=None, **kwargs):
     dash = widgets.TrainingDashboard(*digits, frame_interval=0, **kwargs)
     dash.sliders["hidden"].value = 16
     dash.sliders["epochs"].value = 3
+    if frames is not None:
+        frames.clear()  # count the frames of the run only, not the empty axes drawn at first
     return dash
 
 
@@ -281,7 +292,7 @@ def test_dashboard_small_run(digits, frames):
 
 
 def test_dashboard_draws_at_least_the_last_frame_when_throttled(digits, frames):
-    dash = _dashboard(digits)
+    dash = _dashboard(digits, frames)
     dash.frame_interval = np.inf  # mid-run frames are all skipped
     statuses = []
     dash.status.observe(lambda change: statuses.append(change["new"]), names="value")
@@ -327,7 +338,7 @@ def test_dashboard_with_a_learners_train_that_takes_no_callback(digits, frames):
         calls.append(epochs)
         return reference_train(net, X_train, y_train, X_val, y_val, epochs, lr, batch_size, seed)
 
-    dash = _dashboard(digits, train_fn=train)
+    dash = _dashboard(digits, frames, train_fn=train)
     history = dash.train()
     assert calls == [3]
     assert len(history["val_acc"]) == 3
@@ -384,8 +395,260 @@ def test_explorers_run_headless_in_a_kernel(tmp_path):
         for out in c.outputs:
             assert out.output_type != "error", out
             assert out.get("name") != "stderr", out.get("text")
+    (shown,) = nb.cells[0].outputs  # one output: the live widget, its first frame beside it
+    assert "application/vnd.jupyter.widget-view+json" in shown["data"]
+    assert shown["data"]["image/png"]
+    # no second, static copy of any figure: the widgets draw into their own figures, and a
+    # picture appears only in the bundle of the widget it belongs to
+    for c in nb.cells:
+        for o in c.outputs:
+            if "image/png" in o.get("data", {}):
+                assert "application/vnd.jupyter.widget-view+json" in o["data"], o
+
+
+# --- what a learner reads off the pictures -----------------------------------------------------
+
+
+def _drawn(ax):
+    """Draw the figure of ``ax`` with Agg (also a figure made without pyplot); returns its
+    renderer."""
+    fig = ax.figure
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _png_size(b64):
+    """(width, height) in pixels of a base64 PNG."""
+    raw = base64.b64decode(b64)
+    return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+
+
+def test_numerical_error_shows_identical_curves_and_marks_no_lucky_step():
+    # At x = 0 the forward and centred differences of sin are the same numbers, and both
+    # errors are exactly 0 for small h.
+    ax = plots.plot_numerical_error(np.sin, np.cos, 0.0)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    centred = next(line for label, line in lines.items() if label.startswith("centred"))
+    forward = next(line for label, line in lines.items() if label.startswith("forward"))
+    assert centred.get_zorder() > forward.get_zorder()
+    assert centred.get_linestyle() != forward.get_linestyle()
+    for line in (centred, forward):
+        y = np.asarray(line.get_ydata(), dtype=np.float64)
+        assert np.isnan(y).any(), "exact zeros are left out"
+        assert np.nanmin(y) > 1e-300, "no error is clamped to the smallest float"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not any("best" in t for t in legend), legend
+    assert any("exactly 0" in t for t in legend), legend
+    assert not ax.texts, "no label inside the axes, where it could cross a curve"
+    assert plots.best_centred_step(*plots.numerical_error_curve(np.sin, np.cos, 0.0)[:2]) is None
+
+    ax = plots.plot_numerical_error(np.sin, np.cos, 1.0)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    hs, central, _ = plots.numerical_error_curve(np.sin, np.cos, 1.0)
+    h_best = plots.best_centred_step(hs, central)
+    assert h_best == hs[np.argmin(central)] and 1e-7 <= h_best <= 1e-3
+    assert f"best centred step ≈ {h_best:.0e}" in legend
+    assert not ax.texts
+
+    n = widgets.numerical_error_explorer(np.sin, np.cos, x=0.0)
+    assert "exactly 0" in n.status.value and "best centred step" not in n.status.value
+    assert "1e-12" not in n.status.value
+    n.sliders["x"].value = 1.0
+    assert f"best centred step h ≈ <span class='bp-best-h'>{h_best:.0e}</span>" in n.status.value
+
+
+def test_widget_pictures_have_the_size_of_inline_figures():
+    s = widgets.sigmoid_explorer(z=1.0)
+    fig = plots.plot_sigmoid(1.0).figure
+    fig.set_size_inches(*widgets.SigmoidExplorer.figsize)
+    inline = io.BytesIO()
+    fig.savefig(inline, format="png", bbox_inches="tight")  # as the inline backend does
+    inline_width = _png_size(base64.b64encode(inline.getvalue()))[0]
+    assert _png_size(_png(s))[0] == pytest.approx(inline_width, rel=0.05)
+
+
+def test_explorers_carry_their_first_frame_as_a_static_picture(monkeypatch, digits):
+    e = widgets.apple_orange_explorer()
+    bundle = e._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == e.widget.model_id
+    assert bundle["image/png"] == _png(e)
+    d = widgets.TrainingDashboard(*digits)
+    assert d._repr_mimebundle_()["image/png"] == d.output.outputs[0]["data"]["image/png"]
+    monkeypatch.setenv(widgets.GRADING_ENV, "autograde")
+    e.update()
+    bundle = e._repr_mimebundle_()
+    assert "image/png" not in bundle and "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_dashboard_shows_labelled_axes_before_training(digits):
+    d = widgets.TrainingDashboard(*digits)
+    assert d.history is None
+    assert _png_size(d.output.outputs[0]["data"]["image/png"])[0] > 500
+    ax_loss, ax_acc = d.figure.axes
+    assert ax_loss.get_xlabel() == "step" and "loss" in ax_loss.get_ylabel()
+    assert ax_acc.get_xlabel() == "epoch" and "accuracy" in ax_acc.get_ylabel()
+    assert d.lines == {"loss": [], "train_acc": [], "val_acc": []}
+
+
+def test_history_smoothing_is_centred_loss_is_log_and_accuracy_is_not_zoomed():
+    loss = np.linspace(2.0, 0.1, 100)  # 10 epochs of 10 steps; a straight line
+    history = {"loss": list(loss), "train_acc": [0.9] * 10, "val_acc": [0.92] * 10}
+    ax_loss, ax_acc = plots.plot_history(history)
+    (smooth,) = [line for line in ax_loss.get_lines() if line.get_label().startswith("mean")]
+    x, y = smooth.get_xdata(), smooth.get_ydata()
+    # The mean of a straight line over a window is its value at the window's middle step.
+    np.testing.assert_allclose(y, np.interp(x, np.arange(1, 101), loss))
+    assert smooth.get_label() == "mean over one epoch (10 steps)"
+    assert ax_loss.get_yscale() == "log"
+    bottom, top = ax_acc.get_ylim()
+    assert bottom == 0 and top >= 100
+    assert "train 90.0 %" in ax_acc.get_title() and "validation 92.0 %" in ax_acc.get_title()
+    ax_loss, _ = plots.plot_history(history, loss_scale="linear")
+    assert ax_loss.get_yscale() == "linear"
+    ax_loss, _ = plots.plot_history({"loss": [1.0, 0.0, 0.5]})  # no log of 0: linear
+    assert ax_loss.get_yscale() == "linear"
+    (smooth,) = [line for line in ax_loss.get_lines() if line.get_label().startswith("mean")]
+    assert smooth.get_label() == "mean of 1 steps" or smooth.get_label().startswith("mean of")
+
+
+def test_rel_errors_tell_pass_from_fail_without_colour():
+    ax = plots.plot_rel_errors({"W1": 1e-9, "b1": 0.0, "W2": 3e-6}, tol=1e-7)
+    assert not ax.patches, "markers, not bars from an arbitrary floor"
+    markers = {line.get_label().split()[0]: line.get_marker() for line in ax.get_lines()}
+    assert markers["pass"] != markers["FAIL"]
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["1.0e-09 pass", "0 pass", "3.0e-06 FAIL"]
+
+
+def test_gradient_vs_depth_axis_has_labelled_decades():
+    for activation in ("relu", "sigmoid"):
+        ax = plots.plot_gradient_vs_depth(5, activation=activation)
+        lo, hi = ax.get_ylim()
+        assert hi / lo >= 100 - 1e-9, (activation, lo, hi)
+        _drawn(ax)
+        labelled = [t for t in ax.yaxis.get_majorticklabels() if t.get_text()]
+        inside = [t for t in labelled if lo <= t.get_position()[1] <= hi]
+        assert len(inside) >= 3, [t.get_text() for t in inside]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(
-        "application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in nb.cells[0].outputs
+        "$\\times\\,(1/4)^k$" in t and "k = layers back from the output" in t for t in legend
     )
-    # no second, static copy of any figure: the widgets draw into their own figures
-    assert not any("image/png" in o.get("data", {}) for c in nb.cells for o in c.outputs)
+
+
+def test_timing_labels_sit_clear_of_the_markers_and_are_explained():
+    ax = plots.plot_timings(
+        [1, 4, 16, 128], [6e-5, 2.2e-4, 8.5e-4, 6.8e-3], [6.6e-5, 7e-5, 9e-5, 2.5e-4]
+    )
+    renderer = _drawn(ax)
+    markers = np.vstack([line.get_xydata() for line in ax.get_lines() if len(line.get_xdata())])
+    pixels = ax.transData.transform(markers)
+    radius = 6 / 2 * ax.figure.dpi / 72  # default marker size 6 points
+    for text in ax.texts:
+        box = text.get_window_extent(renderer).padded(radius)
+        assert not any(box.contains(px, py) for px, py in pixels), text.get_text()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "×N = loop time / vectorised time" in legend
+    assert ax.get_ylabel() == "seconds per gradient"
+
+
+def test_decision_boundary_has_a_title_a_class_key_and_a_shape_per_class():
+    X, y = spiral(n_per_class=20)
+    ax = plots.plot_decision_boundary(
+        lambda Z: np.column_stack([Z[:, 0], -Z[:, 0], Z[:, 1]]), X, y, title="three classes"
+    )
+    assert ax.get_title() == "three classes"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class 0", "class 1", "class 2"]
+    points = [c for c in ax.collections if c.get_label().startswith("class")]
+    shapes = {tuple(map(tuple, c.get_paths()[0].vertices.round(3))) for c in points}
+    assert len(shapes) == 3
+    colors = [matplotlib.colors.to_hex(c.get_facecolor()[0]) for c in points]
+    assert colors == [c.lower() for c in plots.CLASS_COLORS[:3]]
+    assert plots.plot_decision_boundary(lambda Z: Z, X[:, :2], y % 2).get_title() == ""
+
+
+def test_sigmoid_axes_are_labelled():
+    ax = plots.plot_sigmoid(1.0)
+    assert ax.get_xlabel() == "z" and ax.get_ylabel() == "σ(z) and σ'(z)"
+
+
+NODE_LABELS = {"apple", "apple_num", "orange", "orange_num", "tax", "price", "×", "+"}
+
+
+def test_graph_arrows_stop_short_of_labels_and_numbers_sit_on_their_edges():
+    for ax in [graphs.draw_apple_orange(), widgets.apple_orange_explorer().figure.axes[0]]:
+        renderer = _drawn(ax)
+        points = 72 / ax.figure.dpi  # points per pixel
+        boxes = {
+            t: (t.get_bbox_patch() or t).get_window_extent(renderer)
+            for t in ax.texts
+            if t.get_text() in NODE_LABELS
+        }
+        assert len(boxes) == 10
+        arrows = [t.arrow_patch for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+        assert len(arrows) == 9
+        for arrow in arrows:
+            xy = arrow.get_path().transformed(arrow.get_transform()).vertices  # pixels
+            for text, box in boxes.items():
+                dx = np.maximum(np.maximum(box.x0 - xy[:, 0], xy[:, 0] - box.x1), 0)
+                dy = np.maximum(np.maximum(box.y0 - xy[:, 1], xy[:, 1] - box.y1), 0)
+                clearance = np.hypot(dx, dy).min() * points
+                assert clearance >= 2, f"an arrow touches the label {text.get_text()!r}"
+        # The numbers of two edges never stack into one column (as when the two edges into a
+        # × node had theirs at the same fraction): numbers on different edges that share a
+        # horizontal stretch are at least 20 points apart vertically.
+        numbers = [t for t in ax.texts if t not in boxes and t.get_text()]
+        assert len(numbers) == 18
+        for a, b in itertools.combinations(numbers, 2):
+            if a.get_position() == b.get_position():
+                continue  # the value and the gradient of one edge
+            ea, eb = a.get_window_extent(renderer), b.get_window_extent(renderer)
+            if min(ea.x1, eb.x1) > max(ea.x0, eb.x0):
+                gap = (max(ea.y0, eb.y0) - min(ea.y1, eb.y1)) * points
+                assert gap >= 20, (a.get_text(), b.get_text(), gap)
+    title = ax.get_title()
+    assert "Blue: value on the edge" in title and "Red: ∂price/∂(that value)" in title
+    assert widgets.apple_orange_explorer().sliders["apple"].description == "apple unit price"
+
+
+def untaxed(apple, apple_num, orange, orange_num, tax):
+    """A learner's graph that forgets the tax in the gradients of the four purchases."""
+    price = (apple * apple_num + orange * orange_num) * tax
+    return price, {
+        "apple": apple_num,
+        "apple_num": apple,
+        "orange": orange_num,
+        "orange_num": orange,
+        "tax": apple * apple_num + orange * orange_num,
+    }
+
+
+def test_a_learners_wrong_gradients_are_marked_in_the_picture():
+    result = graphs.apple_orange_values(graph_fn=untaxed)
+    assert result["learner"] == ("price", *graphs.INPUTS)
+    assert result["differs"] == ("apple", "apple_num", "orange", "orange_num")
+    assert result["reference"]["grads"]["apple"] == pytest.approx(2.2)
+    assert result["grads"]["apple"] == 2  # the learner's number is drawn
+
+    e = widgets.apple_orange_explorer(untaxed)
+    texts = {t.get_text(): t for t in e.figure.axes[0].texts}
+    assert {"2 ≠ 2.2", "100 ≠ 110", "3 ≠ 3.3", "150 ≠ 165", "650"} <= set(texts)
+    assert texts["2 ≠ 2.2"].get_bbox_patch() is not None  # framed, not only coloured
+    assert texts["650"].get_bbox_patch() is None  # d price / d tax agrees
+    assert "your apple_orange_graph" in e.status.value and "library" in e.status.value
+    assert "d price / d apple = 2 ≠ 2.2" in e.status.value
+    assert "d price / d tax" not in e.status.value
+    assert cell(e.table.value, "bp-grad-apple") == "2 ≠ 2.2"
+    assert cell(e.table.value, "bp-grad-tax") == "650"
+    assert "your function" in e.figure.axes[0].get_title()
+
+    def right(apple, apple_num, orange, orange_num, tax):
+        ref = graphs.apple_orange_values(apple, apple_num, orange, orange_num, tax)
+        return ref["price"], {k: ref["grads"][k] for k in graphs.INPUTS}
+
+    e = widgets.apple_orange_explorer(right)
+    assert e.values["differs"] == () and "all agree with the library" in e.status.value
+    assert not any("≠" in t.get_text() for t in e.figure.axes[0].texts)
+    plain = widgets.apple_orange_explorer()
+    assert plain.values["learner"] == () and "library" in plain.status.value

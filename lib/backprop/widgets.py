@@ -2,7 +2,8 @@
 
 Each explorer is an object with
 - ``sliders``: dict name -> slider widget (set ``.value`` to move it, also from code);
-- ``widget``: the box to display (displaying the explorer itself does the same);
+- ``widget``: the box to display; displaying the explorer itself shows the same box, with its
+  first frame as a static PNG beside it in the output for viewers without a kernel;
 - the numbers of the latest picture (``values``, ``lines`` ...), so a test can check that moving
   a slider changed what is drawn.
 
@@ -36,28 +37,39 @@ from .train import train as reference_train
 GRADING_ENV = "NBGRADER_EXECUTION"
 
 
-def render(fig, output, dpi=80):
-    """Replace the contents of ``output`` (an ``ipywidgets.Output``) with ``fig`` as a PNG; while
-    a grader runs the notebook, with the figure's text form only."""
-    size = f"<Figure {fig.bbox.width:.0f}x{fig.bbox.height:.0f}>"
+def frame_data(fig, dpi="figure"):
+    """The mime bundle of one frame: ``fig`` as a PNG (base64) and its text form; while a
+    grader runs the notebook, the text form only. ``dpi="figure"`` keeps the figure's own dpi
+    (matplotlib's ``figure.dpi``, which inline figures use too), so a widget's picture has the
+    size of the same figure drawn inline."""
+    data = {"text/plain": f"<Figure {fig.bbox.width:.0f}x{fig.bbox.height:.0f}>"}
     if os.environ.get(GRADING_ENV):
-        output.outputs = (
-            {"output_type": "display_data", "data": {"text/plain": size}, "metadata": {}},
-        )
-        return
+        return data
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    data["image/png"] = base64.b64encode(buf.getvalue()).decode("ascii")
+    return data
+
+
+def render(fig, output, dpi="figure"):
+    """Replace the contents of ``output`` (an ``ipywidgets.Output``) with ``frame_data(fig)``."""
     output.outputs = (
-        {
-            "output_type": "display_data",
-            "data": {
-                "image/png": png,
-                "text/plain": size,
-            },
-            "metadata": {},
-        },
+        {"output_type": "display_data", "data": frame_data(fig, dpi), "metadata": {}},
     )
+
+
+def widget_bundle(widget, output):
+    """Mime bundle that shows ``widget`` live, plus the latest frame of ``output`` as a static
+    ``image/png`` for viewers without a kernel (GitHub, nbviewer, HTML exports).
+
+    JupyterLab shows the live widget: its renderer has rank -10 against 90 for images, and
+    live outputs are trusted. A viewer that cannot draw widgets falls back to the picture.
+    """
+    bundle = dict(widget._repr_mimebundle_())
+    frames = [o["data"]["image/png"] for o in output.outputs if "image/png" in o.get("data", {})]
+    if frames:
+        bundle["image/png"] = frames[-1]
+    return bundle
 
 
 def _slider(kind, name, **kwargs):
@@ -108,7 +120,7 @@ class Explorer:
             self.status.value = f"<b>{type(exc).__name__}</b>: {html.escape(str(exc))}"
             self.output.outputs, self.figure, self.values = (), None, None  # no stale picture
             return
-        fig = Figure(figsize=self.figsize)
+        fig = Figure(figsize=self.figsize, layout="constrained")  # as plots' own figures
         self.draw(fig)
         render(fig, self.output)
         self.figure = fig
@@ -119,10 +131,8 @@ class Explorer:
     def draw(self, fig):
         raise NotImplementedError
 
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return widget_bundle(self.widget, self.output)
 
 
 class NumericalErrorExplorer(Explorer):
@@ -147,11 +157,18 @@ class NumericalErrorExplorer(Explorer):
         x = self.sliders["x"].value
         self.values = plots.numerical_error_curve(self.f, self.df, x)
         hs, central, _ = self.values
-        best = int(np.argmin(central))
-        self.status.value = (
-            f"best step h ≈ <span class='bp-best-h'>{hs[best]:.0e}</span>, "
-            f"error <span class='bp-best-err'>{central[best]:.1e}</span>"
-        )
+        h_best = plots.best_centred_step(hs, central)
+        if h_best is None:
+            zero = hs[central == 0]
+            self.status.value = (
+                f"centred error exactly 0 at {zero.size} steps (h ≤ {zero.max():.0e}): the "
+                "quotient rounds to f'(x) exactly, so no step is marked best"
+            )
+        else:
+            self.status.value = (
+                f"best centred step h ≈ <span class='bp-best-h'>{h_best:.0e}</span>, "
+                f"error <span class='bp-best-err'>{central.min():.1e}</span>"
+            )
 
     def draw(self, fig):
         plots.plot_numerical_error(self.f, self.df, self.sliders["x"].value, ax=fig.subplots())
@@ -183,7 +200,7 @@ class AppleOrangeExplorer(Explorer):
                 min=0,
                 max=500,
                 step=10,
-                description="apple price",
+                description="apple unit price",
             ),
             "apple_num": _slider(
                 widgets.IntSlider, "apple_num", value=apple_num, min=0, max=10, description="apples"
@@ -195,7 +212,7 @@ class AppleOrangeExplorer(Explorer):
                 min=0,
                 max=500,
                 step=10,
-                description="orange price",
+                description="orange unit price",
             ),
             "orange_num": _slider(
                 widgets.IntSlider,
@@ -220,22 +237,52 @@ class AppleOrangeExplorer(Explorer):
     def compute(self):
         self.values = apple_orange_values(**self.settings(), graph_fn=self.graph_fn)
         self.table.value = self.html_table(self.values)
-        source = "your apple_orange_graph" if self.graph_fn else "the library's Mul and Add"
-        self.status.value = f"computed with {source}"
+        self.status.value = self.source_line(self.values)
+
+    @staticmethod
+    def source_line(result):
+        """Which numbers come from the learner's function, and which of them differ from the
+        library's (each with both numbers), as HTML."""
+        if not result["learner"]:
+            return "every number computed with the library's Mul and Add"
+        line = (
+            "price and the five input gradients from your apple_orange_graph; "
+            "the inner edges from the library's Mul and Add"
+        )
+        if not result["differs"]:
+            return f"{line} · <span class='bp-agree'>all agree with the library</span>"
+        yours = {"price": result["price"], **result["grads"]}
+        ours = {"price": result["reference"]["price"], **result["reference"]["grads"]}
+        wrong = ", ".join(
+            f"{'price' if k == 'price' else 'd price / d ' + k} = {format_value(yours[k])} "
+            f"≠ {format_value(ours[k])}"
+            for k in result["differs"]
+        )
+        return (
+            f"{line} · <span class='bp-differs'>yours ≠ the library's: {html.escape(wrong)}</span>"
+        )
 
     @staticmethod
     def html_table(result):
         """The inputs' values and gradients and the price as an HTML table."""
         v, g = result["values"], result["grads"]
+        differs, ref = result.get("differs", ()), result.get("reference", {})
+
+        def cell(css_class, name, number, expected):
+            note = f" ≠ {format_value(expected)}" if name in differs else ""
+            return f"<td class='{css_class}'>{format_value(number)}{note}</td>"
+
         rows = "".join(
             f"<tr><td>{name}</td><td class='bp-value-{name}'>{format_value(v[name])}</td>"
-            f"<td class='bp-grad-{name}'>{format_value(g[name])}</td></tr>"
+            + cell(f"bp-grad-{name}", name, g[name], ref.get("grads", {}).get(name))
+            + "</tr>"
             for name in INPUTS
         )
         return (
             "<table class='bp-table'><tr><th>input</th><th>value</th><th>d price / d input</th>"
-            f"</tr>{rows}<tr><td><b>price</b></td><td class='bp-price'>"
-            f"{format_value(result['price'])}</td><td></td></tr></table>"
+            f"</tr>{rows}<tr><td><b>price</b></td>"
+            + cell("bp-price", "price", result["price"], ref.get("price"))
+            + "<td></td></tr></table>"
         )
 
     def draw(self, fig):
@@ -341,7 +388,8 @@ class TrainingDashboard:
     ``train()`` runs synchronously (the Train button calls it). A slider moved during a run
     (from a callback, or by a click the kernel handles mid-run) stops the run at the end of the
     epoch and starts again with the new settings. ``history`` is the last run's history,
-    ``lines`` the data of the latest frame (copies of ``loss``, ``train_acc``, ``val_acc``).
+    ``lines`` the data of the latest frame (copies of ``loss``, ``train_acc``, ``val_acc``;
+    empty lists, drawn as labelled empty axes, until the first run).
     """
 
     max_restarts = 10
@@ -423,14 +471,13 @@ class TrainingDashboard:
         self.restarts = 0
         self._running = False
         self._restart = False
+        self._draw({"loss": [], "train_acc": [], "val_acc": []})  # labelled, empty axes
         self.button.on_click(lambda _: self.train())
         for slider in self.sliders.values():
             slider.observe(self._on_setting, names="value")
 
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return widget_bundle(self.widget, self.output)
 
     def settings(self):
         """The current slider values, {name: value}."""
@@ -451,11 +498,7 @@ class TrainingDashboard:
         """
         lines = {k: list(history.get(k, [])) for k in ("loss", "train_acc", "val_acc")}
         if final or time.perf_counter() - self._last_frame >= self.frame_interval:
-            fig = Figure(figsize=(10, 3.5))
-            plots.plot_history(lines, axes=fig.subplots(1, 2))
-            render(fig, self.output)
-            self.figure, self.lines = fig, lines
-            self._last_frame = time.perf_counter()
+            self._draw(lines)
         done = len(lines["val_acc"])
         self.progress.max = max(epochs, done, 1)
         self.progress.value = done
@@ -464,6 +507,17 @@ class TrainingDashboard:
         val = 100 * lines["val_acc"][-1] if lines["val_acc"] else float("nan")
         self._result = f"epoch {done}/{epochs} · loss {loss:.3f} · val acc {val:.1f} %"
         self.status.value = self._result
+
+    def _draw(self, lines):
+        """Draw ``lines`` (lists ``loss``, ``train_acc``, ``val_acc``) as one whole frame."""
+        fig = Figure(figsize=(10, 3.5), layout="constrained")
+        axes = plots.plot_history(lines, axes=fig.subplots(1, 2))
+        if not lines["loss"]:
+            for ax in axes:
+                ax.text(0.5, 0.5, "press Train", transform=ax.transAxes, ha="center", color="0.5")
+        render(fig, self.output)
+        self.figure, self.lines = fig, lines
+        self._last_frame = time.perf_counter()
 
     def _run_once(self):
         s = self.settings()
@@ -512,7 +566,7 @@ class DecisionBoundaryExplorer(Explorer):
     the learning rate; shows the decision boundary. ``net``, ``history`` and ``values`` (the
     predicted class of every training point, (N,)) belong to the latest frame."""
 
-    figsize = (5, 5)
+    figsize = (5.8, 5)
 
     def __init__(self, dataset="spiral", hidden=32, epochs=100, lr=1.0, batch_size=32, seed=0):
         make = getattr(datasets, dataset)
@@ -575,10 +629,14 @@ class DecisionBoundaryExplorer(Explorer):
         )
 
     def draw(self, fig):
-        ax = fig.subplots()
-        plots.plot_decision_boundary(self.net.predict, self.X, self.y, ax=ax)
         s = self.settings()
-        ax.set_title(f"{s['hidden']} hidden units, {s['epochs']} epochs")
+        plots.plot_decision_boundary(
+            self.net.predict,
+            self.X,
+            self.y,
+            ax=fig.subplots(),
+            title=f"{s['hidden']} hidden units, {s['epochs']} epochs",
+        )
 
 
 def decision_boundary_explorer(dataset="spiral", **kwargs):
