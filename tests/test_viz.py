@@ -505,6 +505,12 @@ def test_history_smoothing_is_centred_loss_is_log_and_accuracy_is_not_zoomed():
     bottom, top = ax_acc.get_ylim()
     assert bottom == 0 and top >= 100
     assert "train 90.0 %" in ax_acc.get_title() and "validation 92.0 %" in ax_acc.get_title()
+    _, ax_acc = plots.plot_history(
+        {"loss": [1.0] * 6, "train_acc": [0.5] * 3, "val_acc": [0.5] * 3}
+    )
+    _drawn(ax_acc)
+    ticks = [t for t in ax_acc.get_xticks() if ax_acc.get_xlim()[0] <= t <= ax_acc.get_xlim()[1]]
+    assert ticks and all(t == int(t) for t in ticks), ticks  # whole epochs
     ax_loss, _ = plots.plot_history(history, loss_scale="linear")
     assert ax_loss.get_yscale() == "linear"
     ax_loss, _ = plots.plot_history({"loss": [1.0, 0.0, 0.5]})  # no log of 0: linear

@@ -8,6 +8,7 @@ The numbers behind a picture come from a separate function (``numerical_error_cu
 """
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .functions import sigmoid, sigmoid_prime
 from .net import Sequential
@@ -274,6 +275,7 @@ def plot_history(history, axes=None, loss_scale="log", acc_bottom=0.0):
     else:
         ax_acc.set_title("Accuracy")
     ax_acc.set_ylim(acc_bottom, 102)  # a little room above, so 100 % is not on the frame
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
     return axes
