@@ -158,6 +158,18 @@ def wait_for_number(page, selector, expected, timeout=20_000):
     )
 
 
+def assert_live_widget(output):
+    """``output``, the cell output that holds an explorer, shows the live widget and not the
+    static PNG that the explorer's display bundle also carries for viewers without a kernel."""
+    classes = output.evaluate("el => Array.from(el.classList)")
+    assert "jp-RenderedImage" not in classes, f"the static picture is shown: {classes}"
+    stray = output.evaluate(
+        "el => [...el.querySelectorAll('img')]"
+        ".filter(i => !i.closest('.bp-plot, .bp-loss-plot')).length"
+    )
+    assert stray == 0, "a picture outside the widget's own plot"
+
+
 def test_training_dashboard_trains(page, lab):
     require(TRAINING)
     open_notebook(page, lab, TRAINING)
@@ -166,8 +178,10 @@ def test_training_dashboard_trains(page, lab):
     page.shot("ran-all")
     dashboard = page.locator(".jp-OutputArea-output", has=page.locator(".bp-train")).first
     dashboard.scroll_into_view_if_needed()
+    assert_live_widget(dashboard)
     plot = dashboard.locator(".bp-loss-plot")
     before = plot.locator("img").evaluate_all("imgs => imgs.map(i => i.src)")
+    assert before, "the dashboard shows no axes before Train is pressed"
     lr_readout = dashboard.locator(".bp-slider-lr .widget-readout").first
     lr_before = number(lr_readout.text_content())
     press_slider(page, "bp-slider-lr", "ArrowLeft", 3)
@@ -223,6 +237,7 @@ def test_computation_graph_sliders_update_gradients(page, lab):
     explorer = page.locator(".jp-OutputArea-output", has=page.locator(".bp-slider-apple")).first
     explorer.scroll_into_view_if_needed()
     page.shot("ran-all")
+    assert_live_widget(explorer)
     scope = "#" + explorer.evaluate("el => el.id || (el.id = 'bp-explorer-under-test')")
     # Seed numbers: apple 100, 2 apples, orange 150, 3 oranges, tax 1.1.
     wait_for_number(page, f"{scope} .bp-price", 715)
