@@ -4,9 +4,13 @@ import re
 import subprocess
 from pathlib import Path
 
-import tomllib
 import yaml
 from conftest import REPO
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 
 def _name(requirement):
