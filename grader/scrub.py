@@ -4,7 +4,9 @@ nbgrader's ``ClearHiddenTests`` removes hidden tests from the cells' source, but
 show them: a traceback quotes the failing hidden line (and the lines around it), and a submission
 can print them (``print(In)`` prints every executed cell's source, hidden tests included, as one
 line). ``ScrubHiddenOutputs`` (in ``GenerateFeedback.preprocessors``, after ``ClearHiddenTests``)
-replaces them in every output; ``leaks(page, hidden)`` is the final check on a page.
+replaces them in every output; ``leaks(page, hidden)`` is the final check on a page. It also
+replaces the grading machine's folders that outputs show (a traceback's file names, a printed
+``__file__``) by short names (``hide_paths``).
 
 What shows a hidden-test line (``Hidden``): a line that is that line once a traceback's arrow and
 line number are removed, or a line that holds it anywhere, as it is or quoted the way a Python or
@@ -14,8 +16,11 @@ hidden ``relu.forward(x)`` does not make the visible ``y = relu.forward(x)`` a l
 
 import html
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
@@ -91,10 +96,31 @@ def leaks(page, hidden):
     return sorted({line for text in readings for line in hidden.shown(text)})
 
 
+def _machine_folders():
+    """``(folder + separator, short name)`` of the grading machine's folders, longest first: the
+    repository's files are shown by their path in it, the others by a name."""
+    folders = {
+        sys.base_prefix: "python",
+        sys.prefix: "python",
+        str(Path.home()): "~",
+        str(course.workspace()): "workspace",
+        str(course.REPO): "",
+    }
+    named = [(path + os.sep, name + os.sep if name else "") for path, name in folders.items()]
+    return sorted(named, key=lambda pair: -len(pair[0]))
+
+
+def hide_paths(text):
+    """``text`` without the grading machine's folders (``_machine_folders``)."""
+    for folder, name in _machine_folders():
+        text = text.replace(folder, name)
+    return text
+
+
 def scrub_output(text, hidden):
-    """``scrub_text``; an output that still shows a hidden-test line (split by colour codes or
-    HTML) is replaced as a whole."""
-    text = scrub_text(text, hidden)
+    """``scrub_text``, and ``hide_paths``; an output that still shows a hidden-test line (split
+    by colour codes or HTML) is replaced as a whole."""
+    text = hide_paths(scrub_text(text, hidden))
     return PLACEHOLDER.strip() if leaks(text, hidden) else text
 
 

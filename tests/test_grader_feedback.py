@@ -45,6 +45,12 @@ CLASS = {
     "nina": _last_cell('open("my_notes.txt", "w").write("\\n".join(In))'),
     # a markdown cell that nbgrader refuses to render
     "oscar": _hidden_markdown,
+    # the grading machine's folders: printed, and in a traceback through the course library
+    "pablo": _last_cell(
+        "import backprop, numpy as np\n"
+        "print(backprop.__file__, np.__file__)\n"
+        "backprop.gradcheck.check_gradient('dx', np.ones(2), -np.ones(2))"
+    ),
 }
 
 
@@ -94,9 +100,9 @@ def test_a_page_that_cannot_be_rendered_names_its_student_and_the_others_get_the
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "oscar" in lines[0] and "Traceback" not in err, err
-    assert "3 feedback page(s)" in out, out
+    assert "4 feedback page(s)" in out, out
     pages = sorted(p.parent.parent.name for p in course.folder("feedback").glob(f"*/{A}/*.html"))
-    assert pages == ["alice", "mallory", "nina"]
+    assert pages == ["alice", "mallory", "nina", "pablo"]
 
 
 def test_printed_cell_sources_show_no_hidden_test(feedback_run):
@@ -117,7 +123,16 @@ def test_feedback_holds_the_pages_and_nothing_a_submission_wrote(feedback_run):
         for p in course.folder("feedback").rglob("*")
         if p.is_file()
     )
-    assert files == [f"{sid}/{A}/tiny.html" for sid in ("alice", "mallory", "nina")]
+    assert files == [f"{sid}/{A}/tiny.html" for sid in ("alice", "mallory", "nina", "pablo")]
+
+
+def test_feedback_shows_no_folder_of_the_grading_machine(feedback_run):
+    page = course.folder("feedback") / "pablo" / A / "tiny.html"
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+    assert "lib/backprop/__init__.py" in text and "[mistake: sign-flipped]" in text
+    assert "lib/backprop/gradcheck.py" in text, "the traceback names the library's file"
+    for folder in (course.REPO, Path(sys.prefix), Path.home(), course.workspace()):
+        assert f"{folder}{os.sep}" not in text, f"the page shows {folder}"
 
 
 def test_a_hidden_line_inside_a_longer_line_is_a_leak():
