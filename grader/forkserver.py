@@ -182,17 +182,20 @@ def _parent_of(pid):
 
 
 def _end_orphans(kernels):
-    """Kill every child of this template that is not one of the running ``kernels`` (pids):
-    what a notebook started that outlived its kernel.
+    """Kill every child of this template that is not one of the running ``kernels`` (pids) and
+    not one of its own (in its session, like a warm-up's subprocess): what a notebook started
+    that outlived its kernel.
 
     A kernel adopts what its notebook starts and leaves behind (it is a subreaper, see
     ``_kernel``), even in a session of its own, out of reach of the kill that ends the kernel's
     process group; when the kernel ends, those processes pass to the template, whose children
     they become, and end here. Their own children then pass to the template in turn, and end
     the same way."""
+    own = os.getsid(0)
     for pid in children() - set(kernels):
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+            if os.getsid(pid) != own:
+                os.kill(pid, signal.SIGKILL)
 
 
 def _kernel(request, parent, close=()):
@@ -288,8 +291,11 @@ def serve(listener_fd, names=PRELOAD):
     kernels = {}  # connection -> pids of its kernels
 
     def child_exited(signum=None, frame=None):
-        _reap()
-        _end_orphans(set().union(*kernels.values()))
+        try:
+            _reap()
+            _end_orphans(set().union(*kernels.values()))
+        except Exception:  # noqa: BLE001 (a signal handler must not end the template)
+            pass
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the grader; EOF stops this
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # what kernels leave behind comes here to end
@@ -342,11 +348,11 @@ def serve(listener_fd, names=PRELOAD):
         for key, _ in ready:
             if key.data == "owner":
                 if not os.read(key.fd, 4096):
+                    _remove_socket(listener)  # the owner may be gone without cleaning up
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     for pids in kernels.values():
                         for pid in pids:
                             _kill_group(pid)
-                    _remove_socket(listener)  # the owner may be gone without cleaning up
                     _end_all()
                     os._exit(0)  # nothing else to clean up: a quick exit is all it waits for
             elif key.data == "listener":
@@ -355,13 +361,20 @@ def serve(listener_fd, names=PRELOAD):
                 events.register(conn, selectors.EVENT_READ, "client")
             else:
                 conn = key.fileobj
-                data = conn.recv(65536)
+                try:
+                    data = conn.recv(65536)
+                except OSError:  # reset by a worker that was killed
+                    data = b""
                 if not data:
                     drop(conn)
                     continue
                 *lines, pending[conn] = (pending[conn] + data).split(b"\n")
                 for line in lines:
-                    conn.sendall(json.dumps(fork(conn, line)).encode() + b"\n")
+                    try:
+                        conn.sendall(json.dumps(fork(conn, line)).encode() + b"\n")
+                    except OSError:  # the worker is gone: so are its kernels
+                        drop(conn)
+                        break
 
 
 def _end_all(seconds=2.0):

@@ -189,28 +189,50 @@ def test_what_a_notebook_starts_ends_with_its_kernel(template, tmp_path):
     assert template.process.poll() is None
 
 
-ENDS_ALL = """
-import shlex, subprocess, sys, time
+ORPHANS_END = """
+import json, os, shlex, subprocess, sys, time
 from grader import forkserver
 
 forkserver._prctl(forkserver.PR_SET_CHILD_SUBREAPER, 1)
+os.setsid()
 sleeper = [sys.executable, "-c", "import time; time.sleep(300)", sys.argv[1]]
+own = subprocess.Popen(sleeper)  # started here, in this session: not an orphan
 subprocess.run(["sh", "-c", shlex.join(["setsid", *sleeper]) + " &"], check=True)
 time.sleep(0.3)
-print(len(forkserver.children()))
+seen = [len(forkserver.children())]
+forkserver._end_orphans(kernels=set())
+time.sleep(0.3)
+forkserver._reap()
+seen += [len(forkserver.children()), own.poll() is None]
 forkserver._end_all()
-print(len(forkserver.children()))
+print(json.dumps(seen + [len(forkserver.children())]))
 """
 
 
-def test_a_template_that_ends_ends_what_its_kernels_left_behind(tmp_path):
-    """What passed to the template (``children``) is killed when it ends (``_end_all``)."""
+def test_orphans_end_and_so_does_everything_when_the_template_ends(tmp_path):
+    """What passed to the template (``children``) is killed (``_end_orphans``), not what it
+    started itself; all of it when the template ends (``_end_all``)."""
     token = f"left-behind-{uuid.uuid4().hex}"
     done = subprocess.run(
-        [sys.executable, "-c", ENDS_ALL, token], capture_output=True, text=True, check=True
+        [sys.executable, "-c", ORPHANS_END, token], capture_output=True, text=True, check=True
     )
-    assert done.stdout.split() == ["1", "0"], done.stdout + done.stderr
+    # two children, then only its own (alive), then none
+    assert json.loads(done.stdout) == [2, 1, True, 0], done.stdout + done.stderr
     assert not wait_until_gone(token)
+
+
+def test_a_client_gone_without_reading_its_replies_leaves_the_template_serving(template, tmp_path):
+    """A worker killed with requests in flight: the template's replies find no reader (a broken
+    pipe, or a reset connection); it drops that client and serves the others."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(template.address)
+        conn.sendall(b"not json\n" * 20000)  # 20000 error replies, none read
+    time.sleep(0.5)
+    assert template.process.poll() is None, "the template ended"
+    first, *_ = probe(tmp_path)
+    assert first["preloaded"] and first["ppid"] == template.process.pid
 
 
 def test_without_a_template_kernels_start_the_usual_way(tmp_path, plain):
