@@ -16,8 +16,8 @@ the cells match several; then it is skipped with that reason. A notebook whose c
 notebook of the course is imported only under the assignment's own notebook name.
 """
 
-import re
 import sys
+import unicodedata
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ import nbformat
 from . import cellmatch, course
 from .classresults import masters
 
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
+ID_MARKS = "_.@+-"  # allowed in a student id besides letters and digits
 IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 
 
@@ -63,6 +63,28 @@ def _entries(source):
                 yield Entry(PurePosixPath(info.filename), lambda i=info: archive.read(i))
     else:
         raise course.UsageError(f"{source}: not a folder or a zip file")
+
+
+def _as_id(text):
+    """``text`` made a student id: each run of characters an id cannot have becomes ``_``, and
+    what is not a letter or digit is dropped from both ends (empty when nothing is left)."""
+    text = unicodedata.normalize("NFC", text)
+    kept = "".join(c if c.isalnum() or c in ID_MARKS else " " for c in text)
+    return "_".join(kept.split()).strip(ID_MARKS)
+
+
+def _student_id(text):
+    """``text`` as a student id (in Unicode's composed form, NFC, as macOS may hand it
+    decomposed); raises ValueError saying what an id may hold when it is not one."""
+    sid = unicodedata.normalize("NFC", text)
+    if sid[:1].isalnum() and all(c.isalnum() or c in ID_MARKS for c in sid):
+        return sid
+    reason = (
+        f"'{text}' is not a valid student id (letters, digits and {' '.join(ID_MARKS)}, "
+        "starting with a letter or digit; no spaces)"
+    )
+    suggestion = _as_id(text)
+    raise ValueError(reason + (f": rename it, e.g. to '{suggestion}'" if suggestion else ""))
 
 
 def _parse(raw):
@@ -131,8 +153,10 @@ def collect(source, out=print, err=None):
         if assignment not in known:
             skip(f"skipped {where}: unknown assignment '{assignment}'")
             continue
-        if not STUDENT_ID.match(student):
-            skip(f"skipped {where}: '{student}' is not a valid student id")
+        try:
+            student = _student_id(student)
+        except ValueError as error:
+            skip(f"skipped {where}: {error}")
             continue
         candidates.append((entry, student, assignment))
 

@@ -1,9 +1,11 @@
 """``collect`` tells a notebook by its cells, not by its folder or name: a notebook filed under
 another assignment is imported where it belongs, or listed with the reason, never renamed and
-graded against the wrong assignment."""
+graded against the wrong assignment. Student ids are read as people write names (accents,
+zips made on any system), and a bad one is named with what to do about it."""
 
 import copy
 import json
+import unicodedata
 
 import nbformat
 import nbharness as nh
@@ -92,3 +94,53 @@ def test_a_malformed_cell_skips_its_notebook_not_the_collection(tmp_path, capsys
     main(["collect", str(tmp_path / "class")])
     capsys.readouterr()
     assert (course.folder("submitted") / "ok" / ONE / "chain_rule.ipynb").exists()
+
+
+@pytest.fixture
+def submitted(tmp_path, monkeypatch):
+    """The ``submitted/`` folder of a new workspace (the course's first notebook needed)."""
+    if ONE not in nh.assignments():
+        pytest.skip("the course's first notebook is not in solutions/")
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
+    return course.folder("submitted")
+
+
+def _write(folder, files):
+    """Write ``{relative path: notebook}`` under ``folder``; returns ``folder``."""
+    for name, nb in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+    return folder
+
+
+def _collect(source, capsys):
+    """``collect source``: ``(exit code, output lines, error lines)``."""
+    capsys.readouterr()
+    code = main(["collect", str(source)])
+    captured = capsys.readouterr()
+    return code, captured.out.strip().splitlines(), captured.err.strip().splitlines()
+
+
+def _notebooks(submitted):
+    return sorted(p.relative_to(submitted).as_posix() for p in submitted.rglob("*.ipynb"))
+
+
+def test_ids_with_accents_are_accepted_and_a_refused_one_says_what_is_allowed(
+    submitted, tmp_path, capsys
+):
+    one = nh.student_notebook(ONE)
+    decomposed = unicodedata.normalize("NFD", "Zoë")  # as macOS may spell the folder
+    files = {
+        f"José/{ONE}/chain_rule.ipynb": one,
+        f"{decomposed}/{ONE}/chain_rule.ipynb": one,
+        f"José Müller/{ONE}/chain_rule.ipynb": one,
+    }
+    code, _, err = _collect(_write(tmp_path / "class", files), capsys)
+    assert _notebooks(submitted) == [f"José/{ONE}/chain_rule.ipynb", f"Zoë/{ONE}/chain_rule.ipynb"]
+    assert err == [
+        f"skipped José Müller/{ONE}/chain_rule.ipynb: 'José Müller' is not a valid student id "
+        "(letters, digits and _ . @ + -, starting with a letter or digit; no spaces): rename "
+        "it, e.g. to 'José_Müller'"
+    ]
+    assert code == 1
