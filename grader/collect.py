@@ -16,10 +16,12 @@ the cells match several; then it is skipped with that reason. A notebook whose c
 notebook of the course is imported only under the assignment's own notebook name.
 """
 
+import struct
 import sys
 import unicodedata
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -29,6 +31,8 @@ from . import cellmatch, course
 from .classresults import masters
 
 ID_MARKS = "_.@+-"  # allowed in a student id besides letters and digits
+UTF8_FLAG = 0x800  # a zip entry's flag: its name is UTF-8
+UNICODE_PATH = 0x7075  # Info-ZIP's extra field: the name in UTF-8, beside a legacy one
 IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 
 
@@ -49,6 +53,33 @@ class Placed:
     raw: bytes
 
 
+def _zip_name(info):
+    """The name of zip entry ``info`` as its maker wrote it. Python reads a name without the
+    UTF-8 flag as cp437 (the old DOS code page), but Info-ZIP on Linux and macOS writes UTF-8
+    names without the flag ('José' would read 'Jos├⌐'): such a name is the UTF-8 one of the
+    Unicode path field when the entry has it, else its bytes as UTF-8 when they are valid
+    UTF-8, else cp437."""
+    if info.flag_bits & UTF8_FLAG:
+        return info.filename
+    raw = info.orig_filename.encode("cp437")  # the bytes in the zip: cp437 maps every byte
+    try:
+        return _unicode_path(info.extra, raw) or raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return info.filename
+
+
+def _unicode_path(extra, raw):
+    """The name in the Unicode path field (0x7075) of a zip entry's ``extra`` bytes, if it has
+    one made for its name ``raw`` (the field holds a CRC-32 of the name it stands for)."""
+    while len(extra) >= 4:
+        kind, size = struct.unpack("<HH", extra[:4])
+        data, extra = extra[4 : 4 + size], extra[4 + size :]
+        if kind == UNICODE_PATH and len(data) > 5 and data[0] == 1:
+            if struct.unpack("<L", data[1:5])[0] == zlib.crc32(raw):
+                return data[5:].decode("utf-8")
+    return None
+
+
 def _entries(source):
     source = Path(source)
     if source.is_dir():
@@ -58,9 +89,9 @@ def _entries(source):
                 yield Entry(rel, path.read_bytes)
     elif zipfile.is_zipfile(source):
         archive = zipfile.ZipFile(source)
-        for info in sorted(archive.infolist(), key=lambda i: i.filename):
-            if not info.is_dir():
-                yield Entry(PurePosixPath(info.filename), lambda i=info: archive.read(i))
+        named = sorted((_zip_name(info), info) for info in archive.infolist() if not info.is_dir())
+        for name, info in named:
+            yield Entry(PurePosixPath(name), lambda i=info: archive.read(i))
     else:
         raise course.UsageError(f"{source}: not a folder or a zip file")
 

@@ -5,7 +5,10 @@ zips made on any system), and a bad one is named with what to do about it."""
 
 import copy
 import json
+import struct
 import unicodedata
+import zipfile
+import zlib
 
 import nbformat
 import nbharness as nh
@@ -144,3 +147,31 @@ def test_ids_with_accents_are_accepted_and_a_refused_one_says_what_is_allowed(
         "it, e.g. to 'José_Müller'"
     ]
     assert code == 1
+
+
+class _LegacyName(zipfile.ZipInfo):
+    """A zip entry whose name is written in ``encoding`` without the UTF-8 flag, as Info-ZIP on
+    Linux and macOS (UTF-8) or old Windows tools (a code page) write names."""
+
+    def __init__(self, name, encoding, unicode_path=False):
+        super().__init__(name)
+        self.encoding = encoding
+        if unicode_path:  # Info-ZIP's field 0x7075: the UTF-8 name, for the legacy one
+            data = b"\x01" + struct.pack("<L", zlib.crc32(name.encode(encoding))) + name.encode()
+            self.extra = struct.pack("<HH", 0x7075, len(data)) + data
+
+    def _encodeFilenameFlags(self):
+        return self.filename.encode(self.encoding), self.flag_bits & ~0x800
+
+
+def test_zip_names_without_the_utf8_flag_are_read_as_their_maker_wrote_them(
+    submitted, tmp_path, capsys
+):
+    one = nbformat.writes(nh.student_notebook(ONE))
+    zipped = tmp_path / "class.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr(_LegacyName(f"José/{ONE}/chain_rule.ipynb", "utf-8"), one)
+        z.writestr(_LegacyName(f"Zoé/{ONE}/chain_rule.ipynb", "latin-1", unicode_path=True), one)
+    code, _, err = _collect(zipped, capsys)
+    assert _notebooks(submitted) == [f"José/{ONE}/chain_rule.ipynb", f"Zoé/{ONE}/chain_rule.ipynb"]
+    assert (code, err) == (0, [])
