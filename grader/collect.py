@@ -202,11 +202,11 @@ def collect(source, out=print, err=None):
             continue
         placements.append((Placed(entry, student, assignment, name, raw), note))
 
-    staying = {(p.student.lower(), p.assignment) for p, note in placements if not note}
-    found = {}  # (student lower-cased, assignment) -> [Placed]
+    staying = {(_folded(p.student), p.assignment) for p, note in placements if not note}
+    found = {}  # (student case-folded, assignment) -> [Placed]
     moved = 0
     for placed, note in placements:
-        key = (placed.student.lower(), placed.assignment)
+        key = (_folded(placed.student), placed.assignment)
         if note and key in staying:
             skip(
                 f"skipped {placed.entry.path}: {note}; {placed.student} has a notebook under "
@@ -219,6 +219,8 @@ def collect(source, out=print, err=None):
         found.setdefault(key, []).append(placed)
 
     target = course.folder("submitted")
+    collected = _collected(target)
+    renamed = set()
     imported = unchanged = 0
     for (_, assignment), items in sorted(found.items()):
         students = sorted({p.student for p in items})
@@ -231,8 +233,20 @@ def collect(source, out=print, err=None):
                     f"{', '.join(f for f in folders if f != str(placed.entry.path.parent))})"
                 )
             continue
+        try:
+            student = _folder_of(students[0], collected)
+        except ValueError as error:
+            for placed in items:
+                skip(f"skipped {placed.entry.path}: {error}")
+            continue
+        if student != students[0] and students[0] not in renamed:
+            renamed.add(students[0])
+            report(
+                f"imported {students[0]}'s notebooks as {student}'s: the ids differ only in "
+                f"case, and {target / student} was there already"
+            )
         for placed in _one_per_name(items, skip):
-            dest = target / students[0] / assignment / placed.name
+            dest = target / student / assignment / placed.name
             if dest.exists() and dest.read_bytes() == placed.raw:
                 unchanged += 1
                 continue
@@ -246,6 +260,36 @@ def collect(source, out=print, err=None):
     )
     out(line + (f" ({moved} under another assignment than their folder's)" if moved else ""))
     return imported + unchanged, len(problems)
+
+
+def _folded(student):
+    """``student`` as ids are compared: case does not count (``Alice`` is ``alice``), since
+    case-insensitive file systems (macOS, Windows) would put both in one folder."""
+    return unicodedata.normalize("NFC", student).casefold()
+
+
+def _collected(target):
+    """``{case-folded id: [student folder]}`` of the students already in ``target``."""
+    found = {}
+    for path in sorted(target.iterdir()) if target.is_dir() else []:
+        if path.is_dir():
+            found.setdefault(_folded(path.name), []).append(path.name)
+    return found
+
+
+def _folder_of(student, collected):
+    """The folder of ``submitted/`` that ``student``'s notebooks go to: ``student``'s own, else
+    the one folder collected before under an id that differs only in case (``collected`` as
+    ``_collected`` tells). Raises ValueError when there are several such folders."""
+    same = collected.get(_folded(student), [])
+    if student in same or not same:
+        return student
+    if len(same) > 1:
+        raise ValueError(
+            f"'{student}' differs only in case from several students collected before "
+            f"({', '.join(same)})"
+        )
+    return same[0]
 
 
 def _one_per_name(items, skip):

@@ -175,3 +175,22 @@ def test_zip_names_without_the_utf8_flag_are_read_as_their_maker_wrote_them(
     code, _, err = _collect(zipped, capsys)
     assert _notebooks(submitted) == [f"José/{ONE}/chain_rule.ipynb", f"Zoé/{ONE}/chain_rule.ipynb"]
     assert (code, err) == (0, [])
+
+
+def test_an_id_that_differs_only_in_case_from_one_collected_before_goes_to_its_folder(
+    submitted, tmp_path, capsys
+):
+    """One student, one row in the export: ``Alice`` in a later zip is ``alice`` collected
+    before (on macOS the two folders would be one anyway)."""
+    first = _write(tmp_path / "first", {f"alice/{ONE}/chain_rule.ipynb": nh.student_notebook(ONE)})
+    assert _collect(first, capsys)[0] == 0
+    again = nh.student_notebook(ONE, solved=False)
+    later = _write(tmp_path / "later", {f"Alice/{ONE}/chain_rule.ipynb": again})
+    code, out, err = _collect(later, capsys)
+    assert _notebooks(submitted) == [f"alice/{ONE}/chain_rule.ipynb"]
+    assert nbformat.read(submitted / "alice" / ONE / "chain_rule.ipynb", 4) == again
+    assert err == [
+        f"imported Alice's notebooks as alice's: the ids differ only in case, and "
+        f"{submitted / 'alice'} was there already"
+    ]
+    assert code == 0 and out[-1].startswith("collected 1 new or changed notebook(s)")
