@@ -9,11 +9,13 @@ twice for an assignment.
 Which notebook of the course a file is, is told by its cells (``cellmatch.owners``: their
 grade_ids, or the sources of the test cells), not by its folder or name. A notebook whose cells
 match its assignment is imported under that assignment's notebook name (``topic (1).ipynb``
-becomes ``topic.ipynb``). One whose cells match another assignment's notebook is imported there,
-with a line that says so ("looks like 01-chain-rule's notebook, found under
-02-computation-graphs"), unless the student has a notebook under that assignment already or
-the cells match several; then it is skipped with that reason. A notebook whose cells match no
-notebook of the course is imported only under the assignment's own notebook name.
+becomes ``topic.ipynb``). One whose cells match another assignment's notebook, or one under a
+folder that is not an assignment (``erin/lab-1/chain_rule.ipynb``), is imported where its cells
+belong, with a line that says so ("looks like 01-chain-rule's notebook, found under lab-1"),
+unless the student has a notebook under that assignment already or the cells match several;
+then it is skipped with that reason. A notebook whose cells match no notebook of the course is
+imported only under the assignment's own notebook name; under a folder that is not an
+assignment, it is skipped ("unknown assignment 'lab-1'").
 """
 
 import struct
@@ -137,12 +139,17 @@ def _parse(raw):
 
 
 def _place(nb, entry, folder, course_masters):
-    """``(assignment, notebook name, note)``: where notebook ``nb``, found under assignment
-    ``folder``, is imported; ``note`` says why it is not ``folder`` (else None). Raises
-    ValueError with the reason when it cannot be placed."""
-    names = [f"{m.name}.ipynb" for m in course_masters[folder]]
+    """``(assignment, notebook name, note)``: where notebook ``nb``, found under ``folder`` (an
+    assignment, or a folder of the student's that is not one), is imported; ``note`` says why
+    it is not ``folder`` (else None). Raises ValueError with the reason when it cannot be
+    placed."""
     everyone = [m for found in course_masters.values() for m in found]
     owners = cellmatch.owners(nb.cells, everyone)
+    if folder not in course_masters and not owners:
+        raise ValueError(
+            f"unknown assignment '{folder}', and no cell of it matches a notebook of the course"
+        )
+    names = [f"{m.name}.ipynb" for m in course_masters.get(folder, [])]
     if not owners:
         if entry.path.name in names:
             return folder, entry.path.name, None
@@ -168,7 +175,7 @@ def collect(source, out=print, err=None):
         report(line)
 
     known = course.assignments()
-    candidates = []  # (entry, student, assignment folder)
+    candidates = []  # (entry, student, the folder it is under: an assignment, or not one)
     for entry in _entries(source):
         parts = entry.path.parts
         if any(p in IGNORED or p.startswith(".") for p in parts):
@@ -181,9 +188,6 @@ def collect(source, out=print, err=None):
             skip(f"skipped {where}: expected student_id/assignment/notebook.ipynb")
             continue
         student, assignment = parts[-3], parts[-2]
-        if assignment not in known:
-            skip(f"skipped {where}: unknown assignment '{assignment}'")
-            continue
         try:
             student = _student_id(student)
         except ValueError as error:
@@ -196,7 +200,13 @@ def collect(source, out=print, err=None):
     for entry, student, folder in candidates:
         try:
             raw = entry.read()
-            assignment, name, note = _place(_parse(raw), entry, folder, course_masters)
+            nb = _parse(raw)
+        except ValueError as error:
+            unknown = f"unknown assignment '{folder}'"  # the cells cannot say which it is
+            skip(f"skipped {entry.path}: {error if folder in course_masters else unknown}")
+            continue
+        try:
+            assignment, name, note = _place(nb, entry, folder, course_masters)
         except ValueError as error:
             skip(f"skipped {entry.path}: {error}")
             continue

@@ -194,3 +194,22 @@ def test_an_id_that_differs_only_in_case_from_one_collected_before_goes_to_its_f
         f"{submitted / 'alice'} was there already"
     ]
     assert code == 0 and out[-1].startswith("collected 1 new or changed notebook(s)")
+
+
+def test_a_notebook_under_a_folder_that_is_no_assignment_is_placed_by_its_cells(
+    submitted, tmp_path, capsys
+):
+    scratch = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")])
+    files = {
+        "erin/lab-1/chain_rule.ipynb": nh.student_notebook(ONE),
+        "erin/lab-2/scratch.ipynb": scratch,
+    }
+    code, _, err = _collect(_write(tmp_path / "class", files), capsys)
+    assert _notebooks(submitted) == [f"erin/{ONE}/chain_rule.ipynb"]
+    assert sorted(err) == [
+        f"moved erin/lab-1/chain_rule.ipynb: looks like {ONE}'s notebook, found under lab-1; "
+        f"imported under {ONE}",
+        "skipped erin/lab-2/scratch.ipynb: unknown assignment 'lab-2', and no cell of it "
+        "matches a notebook of the course",
+    ]
+    assert code == 1
