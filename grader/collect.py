@@ -1,10 +1,19 @@
 """Import submissions into the workspace: ``collect SOURCE``.
 
-``SOURCE`` is a folder laid out ``student_id/assignment/notebook.ipynb`` or a zip of such
-folders (wrapping folders above the student ids are fine, as LMS exports have them). Each file
-is checked on its own; a bad one gets one line on the error stream and the rest is imported:
-not a notebook, unreadable JSON, unknown assignment, an invalid student id, or the same student
-twice for an assignment.
+``SOURCE`` is a folder or a zip (wrapping folders above what follows are fine) laid out
+
+- ``student_id/assignment/notebook.ipynb``;
+- as Moodle's "download all submissions": ``Alice Smith_1234_assignsubmission_file_/x.ipynb``
+  (or, without folders, ``Alice Smith_1234_assignsubmission_file_x.ipynb``); the id is the
+  name before Moodle's number, spaces (and characters an id cannot have) made ``_``:
+  ``Alice_Smith``;
+- as Canvas's: ``smithalice_1234_5678_x.ipynb`` (``smithalice_late_1234_...`` when late); the
+  id is the name before the first number: ``smithalice``.
+
+In an LMS download, which notebook of the course a file is is told by its cells alone. Each
+file is checked on its own; a bad one gets one line on the error stream and the rest is
+imported: not a notebook, unreadable JSON, unknown assignment, an invalid student id, or the
+same student twice for an assignment (two folders, or two LMS users, for one id).
 
 Which notebook of the course a file is, is told by its cells (``cellmatch.owners``: their
 grade_ids, or the sources of the test cells), not by its folder or name. A notebook whose cells
@@ -18,6 +27,7 @@ imported only under the assignment's own notebook name; under a folder that is n
 assignment, it is skipped ("unknown assignment 'lab-1'").
 """
 
+import re
 import struct
 import sys
 import unicodedata
@@ -35,6 +45,9 @@ from .classresults import masters
 ID_MARKS = "_.@+-"  # allowed in a student id besides letters and digits
 UTF8_FLAG = 0x800  # a zip entry's flag: its name is UTF-8
 UNICODE_PATH = 0x7075  # Info-ZIP's extra field: the name in UTF-8, beside a legacy one
+MOODLE = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_[a-z]+_(?P<file>.*)$")
+CANVAS = re.compile(r"^(?P<name>.+?)(?:_late)?_(?P<uid>\d+)_(?:\d+_)?(?P<file>.+)$", re.I)
+LAYOUTS = "student_id/assignment/notebook.ipynb, or a Moodle or Canvas download"
 IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 
 
@@ -45,14 +58,35 @@ class Entry:
 
 
 @dataclass
-class Placed:
-    """A notebook to import: as ``assignment/name`` of ``student``."""
+class Found:
+    """A notebook of the source, as its path tells: whose it is, the folder it is filed under
+    (an assignment, or a folder that is not one; None in an LMS download, which has none), where
+    the student's files are (to tell two students with one id apart), and the file's own name
+    (without what an LMS puts before it)."""
 
     entry: Entry
     student: str
+    folder: str | None
+    origin: str
+    name: str
+
+
+@dataclass
+class Placed:
+    """A notebook to import: as ``assignment/name`` of its student."""
+
+    found: Found
     assignment: str
     name: str
     raw: bytes
+
+    @property
+    def path(self):
+        return self.found.entry.path
+
+    @property
+    def student(self):
+        return self.found.student
 
 
 def _zip_name(info):
@@ -120,6 +154,49 @@ def _student_id(text):
     raise ValueError(reason + (f": rename it, e.g. to '{suggestion}'" if suggestion else ""))
 
 
+def _found(entry, known):
+    """Whose notebook ``entry`` is and where it is filed, as its path tells (``known``: the
+    assignments); raises ValueError with the reason when the path does not tell."""
+    parts = entry.path.parts
+    filed = len(parts) >= 3 and parts[-2] in known
+    downloaded = None if filed else _moodle(entry) or _canvas(entry)
+    if downloaded:
+        return downloaded
+    if len(parts) < 3:
+        raise ValueError(f"expected {LAYOUTS}")
+    return Found(entry, _student_id(parts[-3]), parts[-2], str(entry.path.parent), parts[-1])
+
+
+def _moodle(entry):
+    """``entry`` read as a file of Moodle's download (else None): in a folder named
+    ``<name>_<number>_assignsubmission_file_``, or named so followed by its own name. The
+    number, Moodle's own for one assignment, tells two students of one name apart."""
+    parts = entry.path.parts
+    for depth in range(len(parts) - 1, -1, -1):
+        match = MOODLE.match(parts[depth])
+        in_folder = depth < len(parts) - 1
+        if match and in_folder == (match["file"] == ""):
+            origin = PurePosixPath(*parts[:depth], f"{parts[depth][: match.end('uid')]}_*")
+            name = parts[-1] if in_folder else match["file"]
+            return Found(entry, _download_id(match["name"]), None, str(origin), name)
+    return None
+
+
+def _canvas(entry):
+    """``entry`` read as a file of Canvas's download (else None): named
+    ``<name>[_late]_<user number>_<file number>_<its own name>``."""
+    match = CANVAS.match(entry.path.name)
+    if not match:
+        return None
+    origin = entry.path.parent / f"{entry.path.name[: match.end('uid')]}_*"
+    return Found(entry, _download_id(match["name"]), None, str(origin), match["file"])
+
+
+def _download_id(name):
+    """The student id made from ``name`` in an LMS download (see ``_as_id``)."""
+    return _student_id(_as_id(name) or name)
+
+
 def _parse(raw):
     """The notebook in ``raw`` bytes, or raise ValueError with a short reason."""
     try:
@@ -138,27 +215,33 @@ def _parse(raw):
     return nb
 
 
-def _place(nb, entry, folder, course_masters):
-    """``(assignment, notebook name, note)``: where notebook ``nb``, found under ``folder`` (an
-    assignment, or a folder of the student's that is not one), is imported; ``note`` says why
-    it is not ``folder`` (else None). Raises ValueError with the reason when it cannot be
-    placed."""
-    everyone = [m for found in course_masters.values() for m in found]
+def _place(nb, found, course_masters):
+    """``(assignment, notebook name, note)``: where notebook ``nb`` is imported; ``note`` says
+    why it is not the folder it was found under (else None). Raises ValueError with the reason
+    when it cannot be placed."""
+    folder = found.folder
+    everyone = [m for masters in course_masters.values() for m in masters]
     owners = cellmatch.owners(nb.cells, everyone)
+    whose = " or ".join(sorted({f"{m.assignment}'s" for m in owners}))
+    if folder is None:  # an LMS download: the cells alone tell
+        if len(owners) == 1:
+            return owners[0].assignment, f"{owners[0].name}.ipynb", None
+        if owners:
+            raise ValueError(f"its cells match several notebooks ({whose})")
+        raise ValueError("no cell of it matches a notebook of the course")
     if folder not in course_masters and not owners:
         raise ValueError(
             f"unknown assignment '{folder}', and no cell of it matches a notebook of the course"
         )
     names = [f"{m.name}.ipynb" for m in course_masters.get(folder, [])]
     if not owners:
-        if entry.path.name in names:
-            return folder, entry.path.name, None
+        if found.name in names:
+            return folder, found.name, None
         raise ValueError(f"no cell of it matches {folder}'s notebook ({', '.join(names)})")
     mine = [m for m in owners if m.assignment == folder]
     if mine:
-        same = [m for m in mine if f"{m.name}.ipynb" == entry.path.name]
+        same = [m for m in mine if f"{m.name}.ipynb" == found.name]
         return folder, f"{(same or mine)[0].name}.ipynb", None
-    whose = " or ".join(sorted({f"{m.assignment}'s" for m in owners}))
     note = f"looks like {whose} notebook, found under {folder}"
     if len(owners) > 1:
         raise ValueError(note)
@@ -175,42 +258,35 @@ def collect(source, out=print, err=None):
         report(line)
 
     known = course.assignments()
-    candidates = []  # (entry, student, the folder it is under: an assignment, or not one)
+    candidates = []  # [Found]
     for entry in _entries(source):
-        parts = entry.path.parts
-        if any(p in IGNORED or p.startswith(".") for p in parts):
+        if any(p in IGNORED or p.startswith(".") for p in entry.path.parts):
             continue
-        where = str(entry.path)
         if entry.path.suffix != ".ipynb":
-            skip(f"skipped {where}: not a notebook")
+            skip(f"skipped {entry.path}: not a notebook")
             continue
-        if len(parts) < 3:
-            skip(f"skipped {where}: expected student_id/assignment/notebook.ipynb")
-            continue
-        student, assignment = parts[-3], parts[-2]
         try:
-            student = _student_id(student)
+            candidates.append(_found(entry, known))
         except ValueError as error:
-            skip(f"skipped {where}: {error}")
-            continue
-        candidates.append((entry, student, assignment))
+            skip(f"skipped {entry.path}: {error}")
 
     course_masters = {aid: masters(aid) for aid in known}
     placements = []  # (Placed, note)
-    for entry, student, folder in candidates:
+    for found in candidates:
         try:
-            raw = entry.read()
+            raw = found.entry.read()
             nb = _parse(raw)
         except ValueError as error:
-            unknown = f"unknown assignment '{folder}'"  # the cells cannot say which it is
-            skip(f"skipped {entry.path}: {error if folder in course_masters else unknown}")
+            filed = found.folder is None or found.folder in course_masters
+            unknown = f"unknown assignment '{found.folder}'"  # the cells cannot say which it is
+            skip(f"skipped {found.entry.path}: {error if filed else unknown}")
             continue
         try:
-            assignment, name, note = _place(nb, entry, folder, course_masters)
+            assignment, name, note = _place(nb, found, course_masters)
         except ValueError as error:
-            skip(f"skipped {entry.path}: {error}")
+            skip(f"skipped {found.entry.path}: {error}")
             continue
-        placements.append((Placed(entry, student, assignment, name, raw), note))
+        placements.append((Placed(found, assignment, name, raw), note))
 
     staying = {(_folded(p.student), p.assignment) for p, note in placements if not note}
     found = {}  # (student case-folded, assignment) -> [Placed]
@@ -219,12 +295,12 @@ def collect(source, out=print, err=None):
         key = (_folded(placed.student), placed.assignment)
         if note and key in staying:
             skip(
-                f"skipped {placed.entry.path}: {note}; {placed.student} has a notebook under "
+                f"skipped {placed.path}: {note}; {placed.student} has a notebook under "
                 f"{placed.assignment}"
             )
             continue
         if note:
-            report(f"moved {placed.entry.path}: {note}; imported under {placed.assignment}")
+            report(f"moved {placed.path}: {note}; imported under {placed.assignment}")
             moved += 1
         found.setdefault(key, []).append(placed)
 
@@ -234,20 +310,20 @@ def collect(source, out=print, err=None):
     imported = unchanged = 0
     for (_, assignment), items in sorted(found.items()):
         students = sorted({p.student for p in items})
-        folders = sorted({str(p.entry.path.parent) for p in items})
+        folders = sorted({p.found.origin for p in items})
         if len(folders) > 1:
             for placed in items:
                 skip(
-                    f"skipped {placed.entry.path}: duplicate student '{students[0]}' for "
+                    f"skipped {placed.path}: duplicate student '{students[0]}' for "
                     f"{assignment} (also in "
-                    f"{', '.join(f for f in folders if f != str(placed.entry.path.parent))})"
+                    f"{', '.join(f for f in folders if f != placed.found.origin)})"
                 )
             continue
         try:
             student = _folder_of(students[0], collected)
         except ValueError as error:
             for placed in items:
-                skip(f"skipped {placed.entry.path}: {error}")
+                skip(f"skipped {placed.path}: {error}")
             continue
         if student != students[0] and students[0] not in renamed:
             renamed.add(students[0])
@@ -306,11 +382,11 @@ def _one_per_name(items, skip):
     """Of a student's notebooks placed under the same name, the one that has that name (else
     the first); the others are skipped."""
     chosen = {}
-    for placed in sorted(items, key=lambda p: (p.entry.path.name != p.name, str(p.entry.path))):
+    for placed in sorted(items, key=lambda p: (p.found.name != p.name, str(p.path))):
         if placed.name in chosen:
             skip(
-                f"skipped {placed.entry.path}: another notebook of {placed.student}'s is "
-                f"imported as {placed.name} ({chosen[placed.name].entry.path})"
+                f"skipped {placed.path}: another notebook of {placed.student}'s is "
+                f"imported as {placed.name} ({chosen[placed.name].path})"
             )
             continue
         chosen[placed.name] = placed

@@ -213,3 +213,41 @@ def test_a_notebook_under_a_folder_that_is_no_assignment_is_placed_by_its_cells(
         "matches a notebook of the course",
     ]
     assert code == 1
+
+
+def test_moodle_and_canvas_downloads_are_understood(submitted, tmp_path, capsys):
+    """Moodle: a folder per student (or its name before each file), the id from the name;
+    Canvas: flat files, the id from the name before the numbers, ``late`` left out. Which
+    assignment it is, the cells say."""
+    one = nbformat.writes(nh.student_notebook(ONE))
+    scratch = nbformat.writes(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello')")])
+    )
+    zipped = tmp_path / "download.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("download/Alice Smith_1234_assignsubmission_file_/chain_rule.ipynb", one)
+        z.writestr("download/Seán O'Neil_2345_assignsubmission_file_chain_rule (1).ipynb", one)
+        z.writestr("download/Eve Ng_3456_assignsubmission_file_/chain_rule.ipynb", one)
+        z.writestr("download/Eve Ng_4567_assignsubmission_file_/chain_rule.ipynb", one)
+        z.writestr("smithcarol_5678_901_chain_rule.ipynb", one)
+        z.writestr("jonesdave_late_6789_902_chain_rule-1.ipynb", one)
+        z.writestr("ngfay_7890_903_notes.ipynb", scratch)
+        z.writestr("frank.ipynb", one)
+    code, _, err = _collect(zipped, capsys)
+    assert _notebooks(submitted) == [
+        f"Alice_Smith/{ONE}/chain_rule.ipynb",
+        f"Seán_O_Neil/{ONE}/chain_rule.ipynb",
+        f"jonesdave/{ONE}/chain_rule.ipynb",
+        f"smithcarol/{ONE}/chain_rule.ipynb",
+    ]
+    eve = "download/Eve Ng_{}_assignsubmission_file_/chain_rule.ipynb"
+    assert sorted(err) == [
+        f"skipped {eve.format(3456)}: duplicate student 'Eve_Ng' for {ONE} (also in "
+        "download/Eve Ng_4567_*)",
+        f"skipped {eve.format(4567)}: duplicate student 'Eve_Ng' for {ONE} (also in "
+        "download/Eve Ng_3456_*)",
+        "skipped frank.ipynb: expected student_id/assignment/notebook.ipynb, or a Moodle or "
+        "Canvas download",
+        "skipped ngfay_7890_903_notes.ipynb: no cell of it matches a notebook of the course",
+    ]
+    assert code == 1
