@@ -249,7 +249,8 @@ def _place(nb, found, course_masters):
 
 
 def collect(source, out=print, err=None):
-    """Import ``source``; returns ``(imported, errors)`` counts."""
+    """Import ``source``; returns ``(imported, errors)`` counts. Raises ``UsageError`` when
+    ``source`` holds no notebook at all (an empty or wrong folder or zip)."""
     problems = []
     report = err or (lambda line: print(line, file=sys.stderr))
 
@@ -259,17 +260,21 @@ def collect(source, out=print, err=None):
 
     known = course.assignments()
     candidates = []  # [Found]
+    notebooks = 0
     for entry in _entries(source):
         if any(p in IGNORED or p.startswith(".") for p in entry.path.parts):
             continue
         if entry.path.suffix != ".ipynb":
             skip(f"skipped {entry.path}: not a notebook")
             continue
+        notebooks += 1
         try:
             candidates.append(_found(entry, known))
         except ValueError as error:
             skip(f"skipped {entry.path}: {error}")
 
+    if not notebooks:
+        raise course.UsageError(f"{source}: no notebook (.ipynb file) in it, nothing collected")
     course_masters = {aid: masters(aid) for aid in known}
     placements = []  # (Placed, note)
     for found in candidates:

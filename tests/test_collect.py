@@ -251,3 +251,19 @@ def test_moodle_and_canvas_downloads_are_understood(submitted, tmp_path, capsys)
         "skipped ngfay_7890_903_notes.ipynb: no cell of it matches a notebook of the course",
     ]
     assert code == 1
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "zip of other files"])
+def test_a_source_without_notebooks_is_an_error_that_says_so(submitted, tmp_path, capsys, kind):
+    source = tmp_path / "class"
+    source.mkdir()
+    if kind != "folder":
+        source = tmp_path / "class.zip"
+        with zipfile.ZipFile(source, "w") as z:
+            if kind == "zip of other files":
+                z.writestr("alice/notes.txt", "my notes")
+                z.writestr("__MACOSX/alice/._notes.txt", "")
+    code, out, err = _collect(source, capsys)
+    assert code == 2 and out == []
+    assert err[-1] == f"error: {source}: no notebook (.ipynb file) in it, nothing collected"
+    assert err[:-1] == (["skipped alice/notes.txt: not a notebook"] if "other" in kind else [])
