@@ -13,7 +13,7 @@ and safe:
 
 A cell found by place is an answer put back together by guesswork: ``sanitize`` flags it, so a
 human looks at the grade. The same clues tell which notebook of the course a submission is
-(``owners``), for ``collect``.
+(``owners``), and whether it holds any answer (``answered``), for ``collect``.
 """
 
 import ast
@@ -122,6 +122,17 @@ def recognised(cells, master):
     """How many of ``master``'s cells are in ``cells``, by grade_id or by source."""
     located = locate(cells, master)
     return len({gid for gid, how in located if how in (BY_METADATA, BY_SOURCE)})
+
+
+def answered(cells, master):
+    """Whether ``cells`` hold an answer to ``master``: one of its answer cells, located, whose
+    source is not the stub learners were given (leaving aside blank lines and trailing
+    spaces)."""
+    stubs = master.stubs
+    return any(
+        gid in stubs and normal(_source(cell)) != normal(stubs[gid])
+        for cell, (gid, _) in zip(cells, locate(cells, master), strict=True)
+    )
 
 
 def owners(cells, masters):

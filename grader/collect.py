@@ -79,6 +79,7 @@ class Placed:
     assignment: str
     name: str
     raw: bytes
+    answered: bool  # some answer cell is not the stub as released
 
     @property
     def path(self):
@@ -291,7 +292,9 @@ def collect(source, out=print, err=None):
         except ValueError as error:
             skip(f"skipped {found.entry.path}: {error}")
             continue
-        placements.append((Placed(found, assignment, name, raw), note))
+        (master,) = [m for m in course_masters[assignment] if f"{m.name}.ipynb" == name]
+        answered = cellmatch.answered(nb.cells, master)
+        placements.append((Placed(found, assignment, name, raw, answered), note))
 
     staying = {(_folded(p.student), p.assignment) for p, note in placements if not note}
     found = {}  # (student case-folded, assignment) -> [Placed]
@@ -384,14 +387,19 @@ def _folder_of(student, collected):
 
 
 def _one_per_name(items, skip):
-    """Of a student's notebooks placed under the same name, the one that has that name (else
-    the first); the others are skipped."""
+    """Of a student's notebooks placed under the same name, the one with answers over one as
+    released (a blank copy beside the answered ``topic (1).ipynb``); between equals, the one
+    that has that name, else the first. The others are skipped."""
     chosen = {}
-    for placed in sorted(items, key=lambda p: (p.found.name != p.name, str(p.path))):
-        if placed.name in chosen:
+    order = sorted(items, key=lambda p: (not p.answered, p.found.name != p.name, str(p.path)))
+    for placed in order:
+        kept = chosen.get(placed.name)
+        if kept:
+            blank = kept.answered and not placed.answered
+            why = ", which has answers; this one has none" if blank else ""
             skip(
-                f"skipped {placed.path}: another notebook of {placed.student}'s is "
-                f"imported as {placed.name} ({chosen[placed.name].path})"
+                f"skipped {placed.path}: another notebook of {placed.student}'s is imported "
+                f"as {placed.name} ({kept.path}{why})"
             )
             continue
         chosen[placed.name] = placed

@@ -267,3 +267,35 @@ def test_a_source_without_notebooks_is_an_error_that_says_so(submitted, tmp_path
     assert code == 2 and out == []
     assert err[-1] == f"error: {source}: no notebook (.ipynb file) in it, nothing collected"
     assert err[:-1] == (["skipped alice/notes.txt: not a notebook"] if "other" in kind else [])
+
+
+def test_a_notebook_with_answers_wins_over_a_copy_as_released(submitted, tmp_path, capsys):
+    """A student who downloaded the notebook twice and answered in ``chain_rule (1).ipynb``:
+    the blank ``chain_rule.ipynb`` must not be graded instead. Between two answered copies the
+    exact name still wins."""
+    answered, blank = nh.student_notebook(ONE), nh.student_notebook(ONE, solved=False)
+    files = {
+        f"amy/{ONE}/chain_rule.ipynb": blank,
+        f"amy/{ONE}/chain_rule (1).ipynb": answered,
+        f"ben/{ONE}/chain_rule.ipynb": answered,
+        f"ben/{ONE}/chain_rule (1).ipynb": _answered_otherwise(blank),
+    }
+    code, _, err = _collect(_write(tmp_path / "class", files), capsys)
+    assert nbformat.read(submitted / "amy" / ONE / "chain_rule.ipynb", 4) == answered
+    assert nbformat.read(submitted / "ben" / ONE / "chain_rule.ipynb", 4) == answered
+    assert sorted(err) == [
+        f"skipped amy/{ONE}/chain_rule.ipynb: another notebook of amy's is imported as "
+        f"chain_rule.ipynb (amy/{ONE}/chain_rule (1).ipynb, which has answers; this one has "
+        "none)",
+        f"skipped ben/{ONE}/chain_rule (1).ipynb: another notebook of ben's is imported as "
+        f"chain_rule.ipynb (ben/{ONE}/chain_rule.ipynb)",
+    ]
+    assert code == 1
+
+
+def _answered_otherwise(blank):
+    """``blank`` with one answer cell written in: an attempt, not the stub."""
+    nb = copy.deepcopy(blank)
+    cell = next(c for c in nb.cells if nh.is_answer(c))
+    cell.source += "\n# my attempt"
+    return nb
