@@ -10,21 +10,24 @@
 - as Canvas's: ``smithalice_1234_5678_x.ipynb`` (``smithalice_late_1234_...`` when late); the
   id is the name before the first number: ``smithalice``.
 
-In an LMS download, which notebook of the course a file is is told by its cells alone. Each
-file is checked on its own; a bad one gets one line on the error stream and the rest is
+Each file is checked on its own; a bad one gets one line on the error stream and the rest is
 imported: not a notebook, unreadable JSON, unknown assignment, an invalid student id, or the
-same student twice for an assignment (two folders, or two LMS users, for one id).
+same student twice for an assignment (two folders, or two LMS users, for one id). A source
+without any notebook is an error. Ids are compared without case, also with the students
+collected before, whose folder keeps its spelling.
 
 Which notebook of the course a file is, is told by its cells (``cellmatch.owners``: their
-grade_ids, or the sources of the test cells), not by its folder or name. A notebook whose cells
-match its assignment is imported under that assignment's notebook name (``topic (1).ipynb``
-becomes ``topic.ipynb``). One whose cells match another assignment's notebook, or one under a
-folder that is not an assignment (``erin/lab-1/chain_rule.ipynb``), is imported where its cells
-belong, with a line that says so ("looks like 01-chain-rule's notebook, found under lab-1"),
-unless the student has a notebook under that assignment already or the cells match several;
-then it is skipped with that reason. A notebook whose cells match no notebook of the course is
-imported only under the assignment's own notebook name; under a folder that is not an
-assignment, it is skipped ("unknown assignment 'lab-1'").
+grade_ids, or the sources of the test cells), not by its folder or name; in an LMS download,
+by its cells alone. A notebook whose cells match its assignment is imported under that
+assignment's notebook name (``topic (1).ipynb`` becomes ``topic.ipynb``). One whose cells match
+another assignment's notebook, or one under a folder that is not an assignment
+(``erin/lab-1/chain_rule.ipynb``), is imported where its cells belong, with a line that says so
+("looks like 01-chain-rule's notebook, found under lab-1"), unless the student has a notebook
+under that assignment already or the cells match several; then it is skipped with that reason.
+A notebook whose cells match no notebook of the course is imported only under the assignment's
+own notebook name; under a folder that is not an assignment, it is skipped ("unknown assignment
+'lab-1'"). Of a student's notebooks imported under one name, one with answers wins over one as
+released.
 """
 
 import re
@@ -221,7 +224,7 @@ def _place(nb, found, course_masters):
     why it is not the folder it was found under (else None). Raises ValueError with the reason
     when it cannot be placed."""
     folder = found.folder
-    everyone = [m for masters in course_masters.values() for m in masters]
+    everyone = [m for group in course_masters.values() for m in group]
     owners = cellmatch.owners(nb.cells, everyone)
     whose = " or ".join(sorted({f"{m.assignment}'s" for m in owners}))
     if folder is None:  # an LMS download: the cells alone tell
