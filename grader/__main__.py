@@ -23,7 +23,11 @@ def _parser():
     p.add_argument("--check", action="store_true", help="fail and name notebooks that drifted")
 
     p = sub.add_parser("collect", help="import submissions from a folder or a zip")
-    p.add_argument("source", metavar="SOURCE", help="folder or zip: student_id/assignment/*.ipynb")
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="folder or zip: student_id/assignment/*.ipynb, or a Moodle or Canvas download",
+    )
 
     p = sub.add_parser("autograde", help="grade new or changed submissions in parallel")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
