@@ -3,10 +3,11 @@
 Columns: ``student_id, assignment, score, max_score, needs_manual_grade, flags, mistakes,
 warnings`` and then one column of points per exercise (empty when the exercise belongs to
 another assignment). Scores come from the gradebook, so marks changed in the formgrader are
-exported; flags, mistakes and warnings come from the last autograde. A student without a
-submission for an assignment gets 0 and the flag ``not-submitted``. Every notebook in the
-workspace's ``submitted/`` has a row: one that has no grade (grading it failed, or it was never
-graded) gets an empty score and the flag ``grader-error`` or ``not-graded``.
+exported; flags, mistakes and warnings come from the last autograde. Every row has the
+assignment's ``max_score``. A student without a submission for an assignment gets 0 and the flag
+``not-submitted``. Every notebook in the workspace's ``submitted/`` has a row: one that has no
+grade (grading it failed, or it was never graded) gets an empty score and the flag
+``grader-error`` or ``not-graded``.
 
 ``flags``: ``kind(cell)`` items joined by ``; `` with kind ``timeout``, ``dead-kernel``,
 ``not-run``, ``restored-cell``, ``missing-cell``, ``duplicated-cell``, ``manual-mark-dropped``
@@ -98,18 +99,19 @@ def rows():
         stored = results(aid)
         book = gradebook.scores(aid)
         answers = answer_cells(aid)
+        full = f"{max_score(aid):g}"
         for sid in students:
             row = {"student_id": sid, "assignment": aid}
             paths = submitted.get((sid, aid), [])
             ungraded = grading_flags(paths, recorded=sid in book)
             if sid not in book and not paths:
-                row.update(score=0, max_score="", needs_manual_grade="no", flags="not-submitted")
+                row.update(score=0, max_score=full, needs_manual_grade="no", flags="not-submitted")
                 out.append(row)
                 continue
             if sid not in book:
                 row.update(
                     score="",
-                    max_score=f"{max_score(aid):g}",
+                    max_score=full,
                     needs_manual_grade="yes",
                     flags="; ".join(f"{kind}({where})" for kind, where in ungraded),
                 )

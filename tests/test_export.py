@@ -1,0 +1,75 @@
+"""The grades export on a class made up in the test, without grading anything: two assignments
+whose exercise names differ only in case (as ``Sigmoid`` in 02 and ``sigmoid`` in 03), a student
+who handed in one assignment only, and one whose notebook was never graded."""
+
+import csv
+
+import pytest
+
+from grader import course, export, gradebook
+
+A2, A3 = "02-computation-graphs", "03-sigmoid"
+# {assignment: {grade_id: exercise}}, in notebook order
+CELLS = {
+    A2: {"Relu": "Relu", "test_Relu": "Relu", "test_Sigmoid": "Sigmoid"},
+    A3: {"test_sigmoid": "sigmoid", "test_sigmoid_prime": "sigmoid_prime"},
+}
+MAX = {A2: 5.0, A3: 6.0}
+# {assignment: {student: gradebook entry}}: bob did not hand in 03, carl's 03 was never graded
+# and carl did not hand in 02
+BOOK = {
+    A2: {
+        "alice": {"score": 4.5, "max_score": 5.0, "needs_manual_grade": False,
+                  "grades": {"Relu": None, "test_Relu": 2.5, "test_Sigmoid": 2.0}},
+        "bob": {"score": 1.0, "max_score": 5.0, "needs_manual_grade": False,
+                "grades": {"Relu": None, "test_Relu": 1.0, "test_Sigmoid": 0.0}},
+    },
+    A3: {
+        "alice": {"score": 6.0, "max_score": 6.0, "needs_manual_grade": False,
+                  "grades": {"test_sigmoid": 3.0, "test_sigmoid_prime": 3.0}},
+    },
+}  # fmt: skip
+
+
+@pytest.fixture
+def made_up_class(tmp_path, monkeypatch):
+    """The class above as what ``export`` reads, in a workspace of its own."""
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
+    submitted = {
+        (sid, aid): [course.folder("submitted") / sid / aid / "nb.ipynb"]
+        for aid, book in BOOK.items()
+        for sid in book
+    }
+    submitted[("carl", A3)] = [course.folder("submitted") / "carl" / A3 / "nb.ipynb"]
+    monkeypatch.setattr(export, "submitted_assignments", lambda: list(CELLS))
+    monkeypatch.setattr(export, "graded_assignments", lambda: list(CELLS))
+    monkeypatch.setattr(export, "cell_exercises", lambda aid: dict(CELLS[aid]))
+    monkeypatch.setattr(export, "answer_cells", lambda aid: {"Relu"} if aid == A2 else set())
+    monkeypatch.setattr(export, "max_score", lambda aid: MAX[aid])
+    monkeypatch.setattr(export, "submissions", lambda: submitted)
+    monkeypatch.setattr(export, "results", lambda aid: {})
+    monkeypatch.setattr(gradebook, "students", lambda: ["alice", "bob"])
+    monkeypatch.setattr(gradebook, "scores", lambda aid: BOOK[aid])
+    return tmp_path
+
+
+def read(path):
+    """``(header, rows)`` of the CSV file at ``path``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def long_rows(folder):
+    """The default export's rows as ``{(student, assignment): row}``."""
+    _, rows = read(export.export(folder / "grades.csv", out=lambda line: None))
+    return {(r["student_id"], r["assignment"]): r for r in rows}
+
+
+def test_a_row_without_a_submission_has_the_assignments_maximum(made_up_class):
+    rows = long_rows(made_up_class)
+    assert rows[("bob", A3)]["flags"] == "not-submitted"
+    assert (rows[("bob", A3)]["score"], rows[("bob", A3)]["max_score"]) == ("0", "6")
+    assert (rows[("carl", A2)]["score"], rows[("carl", A2)]["max_score"]) == ("0", "5")
+    assert rows[("carl", A3)]["max_score"] == "6" and rows[("carl", A3)]["score"] == ""
+    assert all(row["max_score"] for row in rows.values())
