@@ -1,13 +1,13 @@
 """``export [--to FILE]``: grades as CSV, one row per student and assignment.
 
 Columns: ``student_id, assignment, score, max_score, needs_manual_grade, flags, mistakes,
-warnings`` and then one column of points per exercise (empty when the exercise belongs to
-another assignment). Scores come from the gradebook, so marks changed in the formgrader are
-exported; flags, mistakes and warnings come from the last autograde. Every row has the
-assignment's ``max_score``. A student without a submission for an assignment gets 0 and the flag
-``not-submitted``. Every notebook in the workspace's ``submitted/`` has a row: one that has no
-grade (grading it failed, or it was never graded) gets an empty score and the flag
-``grader-error`` or ``not-graded``.
+warnings`` and then one column of points per exercise, named ``assignment:exercise`` (empty
+when the exercise belongs to another assignment). Scores come from the gradebook, so marks
+changed in the formgrader are exported; flags, mistakes and warnings come from the last
+autograde. Every row has the assignment's ``max_score``. A student without a submission for an
+assignment gets 0 and the flag ``not-submitted``. Every notebook in the workspace's
+``submitted/`` has a row: one that has no grade (grading it failed, or it was never graded) gets
+an empty score and the flag ``grader-error`` or ``not-graded``.
 
 ``flags``: ``kind(cell)`` items joined by ``; `` with kind ``timeout``, ``dead-kernel``,
 ``not-run``, ``restored-cell``, ``missing-cell``, ``duplicated-cell``, ``manual-mark-dropped``
@@ -72,17 +72,22 @@ def needs_human(flags, answers):
     return any(kind in MANUAL or (kind in REPAIRED and where in answers) for kind, where in flags)
 
 
-def _columns(per_assignment):
-    """``{(assignment, exercise): column name}``; the assignment is prefixed only on clashes."""
-    count = {}
-    for names in per_assignment.values():
+def exercise_columns(per_assignment):
+    """``{(assignment, exercise): column name}`` for ``per_assignment`` (``{assignment: [exercise
+    names]}``): ``assignment:exercise``, so that no two names are equal ignoring case, as
+    spreadsheets and LMS imports compare them (``02-computation-graphs:Sigmoid`` and
+    ``03-sigmoid:sigmoid``). Exercises of one assignment whose names differ only in case get
+    `` (2)``, `` (3)``, ... after the later ones."""
+    columns, taken = {}, set()
+    for aid, names in per_assignment.items():
         for name in names:
-            count[name] = count.get(name, 0) + 1
-    return {
-        (aid, name): name if count[name] == 1 else f"{aid}:{name}"
-        for aid, names in per_assignment.items()
-        for name in names
-    }
+            column, n = f"{aid}:{name}", 1
+            while column.casefold() in taken:
+                n += 1
+                column = f"{aid}:{name} ({n})"
+            taken.add(column.casefold())
+            columns[(aid, name)] = column
+    return columns
 
 
 def rows():
@@ -90,7 +95,7 @@ def rows():
     ids = submitted_assignments()
     cells = {aid: cell_exercises(aid) for aid in ids}
     per_assignment = {aid: list(dict.fromkeys(m.values())) for aid, m in cells.items()}
-    columns = _columns(per_assignment)
+    columns = exercise_columns(per_assignment)
     header = FIXED + list(columns.values())
     submitted = submissions()
     students = sorted(set(gradebook.students()) | {sid for sid, _ in submitted})

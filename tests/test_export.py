@@ -73,3 +73,23 @@ def test_a_row_without_a_submission_has_the_assignments_maximum(made_up_class):
     assert (rows[("carl", A2)]["score"], rows[("carl", A2)]["max_score"]) == ("0", "5")
     assert rows[("carl", A3)]["max_score"] == "6" and rows[("carl", A3)]["score"] == ""
     assert all(row["max_score"] for row in rows.values())
+
+
+def test_exercise_columns_are_named_after_their_assignment(made_up_class):
+    header, rows = read(export.export(made_up_class / "grades.csv", out=lambda line: None))
+    assert header[len(export.FIXED) :] == [
+        f"{A2}:Relu", f"{A2}:Sigmoid", f"{A3}:sigmoid", f"{A3}:sigmoid_prime",
+    ]  # fmt: skip
+    alice = {r["assignment"]: r for r in rows if r["student_id"] == "alice"}
+    assert (alice[A2][f"{A2}:Sigmoid"], alice[A2][f"{A3}:sigmoid"]) == ("2", "")
+    assert (alice[A3][f"{A2}:Sigmoid"], alice[A3][f"{A3}:sigmoid"]) == ("", "3")
+
+
+def test_no_two_columns_differ_only_in_case():
+    columns = export.exercise_columns({A2: ["Sigmoid", "f", "F"], A3: ["sigmoid"]})
+    assert columns == {
+        (A2, "Sigmoid"): f"{A2}:Sigmoid",
+        (A2, "f"): f"{A2}:f",
+        (A2, "F"): f"{A2}:F (2)",
+        (A3, "sigmoid"): f"{A3}:sigmoid",
+    }

@@ -132,6 +132,9 @@ def test_csv_columns(graded_course):
         "student_id", "assignment", "score", "max_score", "needs_manual_grade", "flags",
         "mistakes", "warnings",
     ]  # fmt: skip
+    exercises = list(rows[0])[8:]
+    assert len({name.casefold() for name in exercises}) == len(exercises), exercises
+    assert all(name.split(":")[0] in IDS for name in exercises), exercises
     by = {(r["student_id"], r["assignment"]): r for r in rows}
     for sid, (aid, *_, broken) in graded_course.items():
         row = by[(sid, aid)]

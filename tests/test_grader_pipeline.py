@@ -205,14 +205,14 @@ def test_export_columns_and_values(graded):
     rows = export_rows()
     assert list(rows[0]) == [
         "student_id", "assignment", "score", "max_score", "needs_manual_grade", "flags",
-        "mistakes", "warnings", "relu_backward", "sigmoid", "add",
+        "mistakes", "warnings", f"{A}:relu_backward", f"{A}:sigmoid", f"{A}:add",
     ]  # fmt: skip
     by = {r["student_id"]: r for r in rows}
     assert set(by) == set(CLASS) | {"judy"}
-    assert by["bob"]["score"] == "2" and by["bob"]["relu_backward"] == "0"
+    assert by["bob"]["score"] == "2" and by["bob"][f"{A}:relu_backward"] == "0"
     assert by["bob"]["mistakes"] == "relu_backward:sign-flipped"
     assert by["grace"]["flags"] == "restored-cell(test_relu_backward); missing-cell(test_add)"
-    assert by["dave"]["add"] == "0" and by["dave"]["sigmoid"] == "1"
+    assert by["dave"][f"{A}:add"] == "0" and by["dave"][f"{A}:sigmoid"] == "1"
 
 
 def test_report_counts_match_what_was_planted(graded, capsys):
