@@ -93,3 +93,18 @@ def test_no_two_columns_differ_only_in_case():
         (A2, "F"): f"{A2}:F (2)",
         (A3, "sigmoid"): f"{A3}:sigmoid",
     }
+
+
+def test_the_readme_names_every_flag_of_the_export():
+    from grader import worker
+
+    readme = (course.REPO / "README.md").read_text()
+    start = readme.index("-m grader export`")
+    paragraph = readme[start : readme.index("\n\n", start)]
+    kinds = (
+        set(worker.EVENT_NOTES)
+        | set(worker.REPAIR_NOTES) - {"restored-answer"}  # a note in the graded notebook only
+        | export.MANUAL
+        | {"not-submitted"}
+    )
+    assert {kind for kind in kinds if f"`{kind}`" not in paragraph} == set()
