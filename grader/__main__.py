@@ -40,7 +40,16 @@ def _parser():
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
 
     p = sub.add_parser("export", help="grades as CSV")
-    p.add_argument("--to", metavar="FILE", help="default: exports/grades.csv in the workspace")
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="one row per student, one column per assignment (for LMS gradebook imports)",
+    )
+    p.add_argument(
+        "--to",
+        metavar="FILE",
+        help="default: exports/grades.csv (with --wide exports/grades-wide.csv) in the workspace",
+    )
 
     p = sub.add_parser("report", help="what the class got right and wrong, per exercise")
     p.add_argument("--html", metavar="FILE", help="default: exports/report.html in the workspace")
@@ -74,7 +83,7 @@ def run(args):
     if args.command == "export":
         from .export import export
 
-        export(args.to)
+        export(args.to, wide=args.wide)
         return 0
     if args.command == "report":
         from .report import report

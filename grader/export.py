@@ -1,4 +1,6 @@
-"""``export [--to FILE]``: grades as CSV, one row per student and assignment.
+"""``export [--wide] [--to FILE]``: grades as CSV, one row per student and assignment, or with
+``--wide`` one row per student and one column per assignment (``per_student``), as LMS gradebook
+imports take them.
 
 Columns: ``student_id, assignment, score, max_score, needs_manual_grade, flags, mistakes,
 warnings`` and then one column of points per exercise, named ``assignment:exercise`` (empty
@@ -152,13 +154,38 @@ def rows():
     return header, out
 
 
-def export(to=None, out=print):
-    """Write the CSV (default ``exports/grades.csv`` in the workspace); returns its path.
-    ``UsageError`` when nothing has been graded yet."""
+def per_student(table):
+    """``(header, rows)`` of the wide export, made from the rows ``table`` of ``rows()``: one row
+    per student with ``student_id``, the student's score in each assignment (a column named
+    after the assignment; 0 when not submitted, empty while a notebook has no grade), then
+    ``total`` (empty while one of those scores is) and ``max_total``, the sum of the
+    assignments' maxima."""
+    assignments = list(dict.fromkeys(row["assignment"] for row in table))
+    maxima = {row["assignment"]: float(row["max_score"]) for row in table}
+    max_total = f"{sum(maxima.values()):g}"
+    students = {}
+    for row in table:
+        sid = row["student_id"]
+        students.setdefault(sid, {"student_id": sid})[row["assignment"]] = str(row["score"])
+    for row in students.values():
+        scores = [row[aid] for aid in assignments]
+        row["total"] = "" if "" in scores else f"{sum(map(float, scores)):g}"
+        row["max_total"] = max_total
+    header = ["student_id", *assignments, "total", "max_total"]
+    return header, [students[sid] for sid in sorted(students)]
+
+
+def export(to=None, out=print, wide=False):
+    """Write the CSV (default ``exports/grades.csv`` in the workspace), or with ``wide`` the one
+    of ``per_student`` (default ``exports/grades-wide.csv``); returns its path. ``UsageError``
+    when nothing has been graded yet."""
     if not graded_assignments():
         raise course.UsageError(NOTHING_GRADED)
     header, table = rows()
-    path = Path(to) if to else course.folder("exports") / "grades.csv"
+    if wide:
+        header, table = per_student(table)
+    default = "grades-wide.csv" if wide else "grades.csv"
+    path = Path(to) if to else course.folder("exports") / default
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=header, restval="")

@@ -108,3 +108,17 @@ def test_the_readme_names_every_flag_of_the_export():
         | {"not-submitted"}
     )
     assert {kind for kind in kinds if f"`{kind}`" not in paragraph} == set()
+
+
+def test_the_wide_export_has_one_row_per_student_and_a_column_per_assignment(made_up_class):
+    from grader.__main__ import main
+
+    assert main(["export", "--wide"]) == 0
+    header, rows = read(course.folder("exports") / "grades-wide.csv")
+    assert header == ["student_id", A2, A3, "total", "max_total"]
+    assert [list(row.values()) for row in rows] == [
+        ["alice", "4.5", "6", "10.5", "11"],
+        ["bob", "1", "0", "1", "11"],  # nothing handed in for 03: 0, as an LMS expects
+        ["carl", "0", "", "", "11"],  # 03 not graded yet: no score and no total
+    ]
+    assert not (course.folder("exports") / "grades.csv").exists(), "the long file is left alone"

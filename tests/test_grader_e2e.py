@@ -87,6 +87,7 @@ def graded_course(tmp_path_factory):
         assert main(["autograde", "-j", "2", *IDS[1:]]) == 0
     assert main(["feedback"]) == 0
     assert main(["export"]) == 0
+    assert main(["export", "--wide"]) == 0
     assert main(["report"]) == 0
     yield plan
     shutil.rmtree(workspace, ignore_errors=True)
@@ -141,6 +142,24 @@ def test_csv_columns(graded_course):
         assert (row["needs_manual_grade"] == "yes") == (broken == "dead-kernel"), row
         if broken:
             assert row["flags"].startswith(broken), row
+
+
+def test_wide_csv_has_one_row_per_student(graded_course):
+    """Each student handed in one assignment: the others are 0 in the wide file, as in the long
+    one, and the totals add up."""
+    with open(course.folder("exports") / "grades.csv", newline="") as f:
+        by = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(f)}
+    with open(course.folder("exports") / "grades-wide.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["student_id", *IDS, "total", "max_total"]
+    assert [r["student_id"] for r in rows] == sorted(graded_course)
+    full = sum(float(by[(rows[0]["student_id"], aid)]["max_score"]) for aid in IDS)
+    for row in rows:
+        sid, handed_in = row["student_id"], graded_course[row["student_id"]][0]
+        assert [row[aid] for aid in IDS] == [by[(sid, aid)]["score"] for aid in IDS], row
+        assert all(row[aid] == "0" for aid in IDS if aid != handed_in), row
+        assert float(row["total"]) == float(row[handed_in]), row
+        assert float(row["max_total"]) == full, row
 
 
 def test_report_counts_what_was_planted(graded_course):

@@ -215,6 +215,17 @@ def test_export_columns_and_values(graded):
     assert by["dave"][f"{A}:add"] == "0" and by["dave"][f"{A}:sigmoid"] == "1"
 
 
+def test_wide_export_has_one_row_per_student(graded):
+    path = course.folder("exports") / "grades-wide.csv"
+    assert main(["export", "--wide", "--to", str(path)]) == 0
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["student_id", A, "total", "max_total"]
+    by = {r["student_id"]: r for r in rows}
+    assert len(rows) == len(by) and set(by) == set(CLASS) | {"judy"}
+    assert [by["bob"][A], by["bob"]["total"], by["bob"]["max_total"]] == ["2", "2", "4"]
+
+
 def test_report_counts_match_what_was_planted(graded, capsys):
     assert main(["report"]) == 0
     shown = capsys.readouterr().out
