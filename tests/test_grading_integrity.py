@@ -156,3 +156,46 @@ class TestGradingIntegrity:
             runner.run(nb, tmp_path, master=given)
             seen.append(nb.cells[-1].outputs[0].text)
         assert seen[0] == seen[1]
+
+
+RELOADS = """
+import importlib.machinery, json, sys
+import backprop.gradcheck, backprop.layers
+from grader.grading_env import reload_library
+
+sys.dont_write_bytecode = True  # as where no bytecode cache is written: every load compiles
+compiled = []
+to_code = importlib.machinery.SourceFileLoader.source_to_code
+
+
+def counting(self, data, path, *args, **kwargs):
+    compiled.append(path)
+    return to_code(self, data, path, *args, **kwargs)
+
+
+importlib.machinery.SourceFileLoader.source_to_code = counting
+codes, checkers = {}, []
+for _ in range(3):
+    reload_library("backprop", ("backprop.widgets",), codes)
+    checkers.append(id(backprop.gradcheck.check_gradient))
+print(json.dumps({
+    "compiled": sorted({p.rsplit("/", 1)[-1]: compiled.count(p) for p in compiled}.items()),
+    "fresh": len(set(checkers)) == 3,
+}))
+"""
+
+
+def test_the_library_is_compiled_once_per_kernel_and_run_again_before_each_test():
+    """A reset reloads the course library before every test cell: compiling its source each
+    time cost three quarters of that (where no bytecode cache is written)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", RELOADS], capture_output=True, text=True, cwd=course.REPO
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["fresh"], "every reload makes new functions"
+    counts = dict(report["compiled"])
+    assert counts.get("gradcheck.py") == 1 and counts.get("layers.py") == 1, counts
