@@ -14,10 +14,11 @@ transformer, or a ``skip-execution`` tag). The grader answers with two rules:
   what the kernel had when it started (noted by ``Reset.at_start``): IPython's custom exception
   handler, the shell's, kernel's and session's methods (in their classes, their code, and
   instance attributes that shadow them), the input and AST transformers; then it reloads the
-  course library (``LIBRARY``; its source compiled once per kernel) and runs the master notebook's own import statements again, so
-  the names the tests call are the library's own. Reloading makes new classes and functions;
-  no test of the course compares with library objects by identity, and every solution and
-  wrong-answer fixture is graded as before (tests/test_grader_e2e.py).
+  course library (``LIBRARY``; its source compiled once per kernel) and runs the master
+  notebook's own import statements again, so the names the tests call are the library's own.
+  Reloading makes new classes and functions; no test of the course compares with library
+  objects by identity, and every solution and wrong-answer fixture is graded as before
+  (tests/test_grader_e2e.py).
 
 Both are sent as a user expression of an empty cell: IPython evaluates those without its input
 or AST transformers. The expression evaluates to a token made for the run; a reset that does
@@ -28,6 +29,7 @@ determined learner can still get around it (or do harm). It closes the easy ways
 """
 
 import ast
+import functools
 import inspect
 import secrets
 from dataclasses import dataclass
@@ -179,13 +181,19 @@ KERNEL_SIDE = (
 )
 
 
+@functools.cache
+def _kernel_side_source():
+    """The source of the kernel-side functions (``KERNEL_SIDE``), read once per process."""
+    return "from IPython import get_ipython\n\n" + "\n\n".join(
+        inspect.getsource(f) for f in KERNEL_SIDE
+    )
+
+
 def _user_expression(call):
     """``(expression, token)``: an expression that defines the kernel-side functions in a
     namespace of their own, runs ``call`` there and evaluates to ``token``."""
     token = secrets.token_hex(8)
-    program = "from IPython import get_ipython\n\n"
-    program += "\n\n".join(inspect.getsource(f) for f in KERNEL_SIDE)
-    program += f"\n{call}\ndone = {token!r}\n"
+    program = f"{_kernel_side_source()}\n{call}\ndone = {token!r}\n"
     # a lambda's argument, not a name of the learner's namespace, holds them
     return f'(lambda scope: exec({program!r}, scope) or scope["done"])({{}})', token
 

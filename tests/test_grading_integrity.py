@@ -199,3 +199,18 @@ def test_the_library_is_compiled_once_per_kernel_and_run_again_before_each_test(
     assert report["fresh"], "every reload makes new functions"
     counts = dict(report["compiled"])
     assert counts.get("gradcheck.py") == 1 and counts.get("layers.py") == 1, counts
+
+
+def test_the_kernel_side_source_is_read_once_and_every_reset_gets_its_own_token(monkeypatch):
+    import inspect
+
+    from grader import grading_env
+
+    read = []
+    getsource = inspect.getsource
+    monkeypatch.setattr(grading_env.inspect, "getsource", lambda f: read.append(f) or getsource(f))
+    grading_env._kernel_side_source.cache_clear()
+    first, token1 = grading_env._user_expression("note_start(get_ipython())")
+    second, token2 = grading_env._user_expression("note_start(get_ipython())")
+    assert read == list(grading_env.KERNEL_SIDE)
+    assert token1 != token2 and first.replace(token1, token2) == second
