@@ -49,7 +49,7 @@ ID_MARKS = "_.@+-"  # allowed in a student id besides letters and digits
 UTF8_FLAG = 0x800  # a zip entry's flag: its name is UTF-8
 UNICODE_PATH = 0x7075  # Info-ZIP's extra field: the name in UTF-8, beside a legacy one
 MOODLE = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_[a-z]+_(?P<file>.*)$")
-CANVAS = re.compile(r"^(?P<name>.+?)(?:_late)?_(?P<uid>\d+)_(?:\d+_)?(?P<file>.+)$", re.I)
+CANVAS = re.compile(r"^(?P<name>.+?)(?:_late)?_(?P<uid>\d+)_\d+_(?P<file>.+)$", re.I)
 LAYOUTS = "student_id/assignment/notebook.ipynb, or a Moodle or Canvas download"
 IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 
@@ -188,7 +188,8 @@ def _moodle(entry):
 
 def _canvas(entry):
     """``entry`` read as a file of Canvas's download (else None): named
-    ``<name>[_late]_<user number>_<file number>_<its own name>``."""
+    ``<name>[_late]_<user number>_<file number>_<its own name>`` (both numbers, so that a
+    learner's ``chain_rule_2_final.ipynb`` is not read as one)."""
     match = CANVAS.match(entry.path.name)
     if not match:
         return None

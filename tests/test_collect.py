@@ -233,6 +233,7 @@ def test_moodle_and_canvas_downloads_are_understood(submitted, tmp_path, capsys)
         z.writestr("jonesdave_late_6789_902_chain_rule-1.ipynb", one)
         z.writestr("ngfay_7890_903_notes.ipynb", scratch)
         z.writestr("frank.ipynb", one)
+        z.writestr("gina/chain_rule_2_final.ipynb", one)  # not Canvas's: one number
     code, _, err = _collect(zipped, capsys)
     assert _notebooks(submitted) == [
         f"Alice_Smith/{ONE}/chain_rule.ipynb",
@@ -248,6 +249,8 @@ def test_moodle_and_canvas_downloads_are_understood(submitted, tmp_path, capsys)
         "download/Eve Ng_3456_*)",
         "skipped frank.ipynb: expected student_id/assignment/notebook.ipynb, or a Moodle or "
         "Canvas download",
+        "skipped gina/chain_rule_2_final.ipynb: expected student_id/assignment/notebook.ipynb, "
+        "or a Moodle or Canvas download",
         "skipped ngfay_7890_903_notes.ipynb: no cell of it matches a notebook of the course",
     ]
     assert code == 1
