@@ -6,7 +6,7 @@
 - as Moodle's "download all submissions": ``Alice Smith_1234_assignsubmission_file_/x.ipynb``
   (or, without folders, ``Alice Smith_1234_assignsubmission_file_x.ipynb``); the id is the
   name before Moodle's number, spaces (and characters an id cannot have) made ``_``:
-  ``Alice_Smith``;
+  ``Alice_Smith``; with blind marking, ``Participant_<number>``;
 - as Canvas's: ``smithalice_1234_5678_x.ipynb`` (``smithalice_late_1234_...`` when late); the
   id is the name before the first number: ``smithalice``.
 
@@ -182,8 +182,16 @@ def _moodle(entry):
         if match and in_folder == (match["file"] == ""):
             origin = PurePosixPath(*parts[:depth], f"{parts[depth][: match.end('uid')]}_*")
             name = parts[-1] if in_folder else match["file"]
-            return Found(entry, _download_id(match["name"]), None, str(origin), name)
+            return Found(entry, _moodle_id(match), None, str(origin), name)
     return None
+
+
+def _moodle_id(match):
+    """The student id of a Moodle folder or file name (``MOODLE`` ``match``): made from the
+    name, or with blind marking, where every name is "Participant", ``Participant_<number>``."""
+    if match["name"] == "Participant":
+        return f"Participant_{match['uid']}"
+    return _download_id(match["name"])
 
 
 def _canvas(entry):

@@ -229,6 +229,9 @@ def test_moodle_and_canvas_downloads_are_understood(submitted, tmp_path, capsys)
         z.writestr("download/Seán O'Neil_2345_assignsubmission_file_chain_rule (1).ipynb", one)
         z.writestr("download/Eve Ng_3456_assignsubmission_file_/chain_rule.ipynb", one)
         z.writestr("download/Eve Ng_4567_assignsubmission_file_/chain_rule.ipynb", one)
+        # blind marking: every folder is "Participant", told apart by the number
+        z.writestr("blind/Participant_8123_assignsubmission_file_/chain_rule.ipynb", one)
+        z.writestr("blind/Participant_8124_assignsubmission_file_/chain_rule.ipynb", one)
         z.writestr("smithcarol_5678_901_chain_rule.ipynb", one)
         z.writestr("jonesdave_late_6789_902_chain_rule-1.ipynb", one)
         z.writestr("ngfay_7890_903_notes.ipynb", scratch)
@@ -237,6 +240,8 @@ def test_moodle_and_canvas_downloads_are_understood(submitted, tmp_path, capsys)
     code, _, err = _collect(zipped, capsys)
     assert _notebooks(submitted) == [
         f"Alice_Smith/{ONE}/chain_rule.ipynb",
+        f"Participant_8123/{ONE}/chain_rule.ipynb",
+        f"Participant_8124/{ONE}/chain_rule.ipynb",
         f"Seán_O_Neil/{ONE}/chain_rule.ipynb",
         f"jonesdave/{ONE}/chain_rule.ipynb",
         f"smithcarol/{ONE}/chain_rule.ipynb",
