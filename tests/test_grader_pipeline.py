@@ -412,9 +412,9 @@ def test_a_killed_grader_leaves_no_process_behind(grading_run):
     import time
 
     command, env, temporary = grading_run
-    grading = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
+    log = temporary / "grader.log"
+    with open(log, "wb") as output:
+        grading = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 60
         # workers and template are children; kernels are the template's children
@@ -423,7 +423,11 @@ def test_a_killed_grader_leaves_no_process_behind(grading_run):
         ):
             time.sleep(0.1)
         everyone = _descendants(grading.pid)
-        assert len(everyone) >= 4, "the grader never got as far as running kernels"
+        assert len(everyone) >= 4, (
+            "the grader never got as far as running kernels: "
+            f"{[(p.pid, p.status(), ' '.join(p.cmdline()[:4])) for p in everyone]}, "
+            f"exit code {grading.poll()}, output:\n{log.read_text()[-3000:]}"
+        )
         grading.kill()
         grading.wait()
         deadline = time.monotonic() + 15
