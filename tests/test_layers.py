@@ -47,6 +47,18 @@ def test_activations(layer_class, n, rng):
     check_layer(layer_class.__name__, layer.forward, layer.backward, [x], rng)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layer_class", [Relu, Sigmoid])
+def test_backward_inplace_writes_backward_into_dout(layer_class, dtype, rng):
+    layer = layer_class()
+    layer.forward((rng.standard_normal((7, 5)) * 3).astype(dtype))
+    dout = rng.standard_normal((7, 5)).astype(dtype)
+    expected = layer.backward(dout)
+    dx = layer.backward_inplace(dout)
+    assert dx is dout and dx.dtype == dtype
+    np.testing.assert_array_equal(dx, expected)
+
+
 @pytest.mark.parametrize("n", BATCHES)
 def test_affine(n, rng):
     D, M = 4, 3

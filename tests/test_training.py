@@ -114,6 +114,47 @@ def test_fused_sgd_step_moves_the_parameters_like_gradient_then_sgd(name, dtype,
             assert fused.params[key].dtype == dtype
 
 
+def test_fused_step_writes_activation_gradients_in_place(rng, monkeypatch):
+    """After an ``sgd_backward`` the activation overwrites the array it returned (no new
+    (N, D) array), and the parameters move as with ``backward``."""
+    net, plain = Sequential.mlp((400, 200, 10), seed=0), Sequential.mlp((400, 200, 10), seed=0)
+    x, t = rng.standard_normal((64, 400)), rng.integers(0, 10, 64)
+    unfused_step(plain, x, t, 0.1)
+    monkeypatch.setattr(Relu, "backward", lambda self, dout: pytest.fail("a new array made"))
+    net.sgd_step(x, t, 0.1)
+    for key in net.params:
+        np.testing.assert_allclose(net.params[key], plain.params[key], rtol=1e-12, atol=1e-14)
+
+
+class Keep:
+    """A layer without parameters whose ``backward`` returns an array it keeps (``dx``)."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        self.dx = dout * 1.0
+        self.returned = self.dx.copy()
+        return self.dx
+
+
+def test_fused_step_overwrites_no_array_a_layer_of_the_learner_returned(rng):
+    """Affine, Relu, Keep, Affine: the Relu's gradient comes from Keep's array, not from an
+    ``sgd_backward``: it must not be written into that array."""
+    W1, W2 = rng.standard_normal((6, 5)), rng.standard_normal((5, 3))
+    net = Sequential([Affine(W1, np.zeros(5)), Relu(), Keep(), Affine(W2, np.zeros(3))])
+    plain = Sequential(
+        [Affine(W1.copy(), np.zeros(5)), Relu(), Keep(), Affine(W2.copy(), np.zeros(3))]
+    )
+    x, t = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+    net.sgd_step(x, t, 0.1)
+    unfused_step(plain, x, t, 0.1)
+    assert not net.layers[1].mask.all()  # a Relu in place would zero some of Keep's array
+    np.testing.assert_array_equal(net.layers[2].dx, net.layers[2].returned)
+    for key in net.params:
+        np.testing.assert_allclose(net.params[key], plain.params[key], rtol=1e-12, atol=1e-14)
+
+
 def test_fused_step_keeps_gradients_handed_out_before(rng):
     """Arrays from an earlier ``gradient`` call are the learner's: the step never writes them."""
     net = Sequential.mlp((400, 200, 10), seed=0)

@@ -5,6 +5,10 @@ to the inputs``. ``forward`` keeps what ``backward`` needs. ``backward`` never m
 and never returns the same array object. Layers with parameters expose ``params`` and ``grads``
 dicts with the same keys; optimisers update ``params`` in place, so the layer sees the change.
 
+The activation layers also have ``backward_inplace(dout)``: the same gradient, written into
+``dout`` itself, for a caller that made ``dout`` and needs it no more (``Sequential.sgd_step``):
+one (N, D) array fewer per layer and step.
+
 Shapes are batch first: ``x`` is (N, D). The 1/N of a batch mean lives only in the loss layers.
 """
 
@@ -45,6 +49,10 @@ class Relu:
     def backward(self, dout):
         return dout * self.mask
 
+    def backward_inplace(self, dout):
+        """``backward`` written into ``dout``, which is returned."""
+        return np.multiply(dout, self.mask, out=dout)
+
 
 class Sigmoid:
     """y = 1 / (1 + exp(-x)) elementwise. Backward uses the stored output: dx = dout * y (1 - y)."""
@@ -55,6 +63,12 @@ class Sigmoid:
 
     def backward(self, dout):
         return dout * self.out * (1.0 - self.out)
+
+    def backward_inplace(self, dout):
+        """``backward`` written into ``dout``, which is returned."""
+        dout *= self.out
+        dout *= 1.0 - self.out
+        return dout
 
 
 class Affine:
@@ -93,7 +107,7 @@ class Affine:
 
     def sgd_backward(self, dout, lr, need_dx=True):
         """``backward`` and an SGD step in one: W -= lr * dW, b -= lr * db; returns dx (N, D),
-        or None when ``need_dx`` is False.
+        a new array the caller may overwrite, or None when ``need_dx`` is False.
 
         dx is computed first, from the old W. The update of W is one matrix product that
         adds ``-lr * x.T @ dout`` into W as it is formed (``blas.add_product``): no dW array

@@ -81,17 +81,21 @@ class Sequential:
         Moves the parameters as ``SGD(lr).step(net.params, net.gradient(x, t))`` does (equal
         up to rounding), with less memory traffic: each layer updates its parameters as soon as
         the backward pass is done with them (``sgd_backward``) and no gradient is kept, so
-        ``grads`` is emptied. A layer without ``sgd_backward`` runs ``backward`` and then an
-        SGD step on its own ``grads``.
+        ``grads`` is emptied. An activation after such a layer writes its gradient into the
+        array that layer returned (``backward_inplace``). A layer without ``sgd_backward``
+        runs ``backward`` and then an SGD step on its own ``grads``.
         """
         self.last_loss = self.loss(x, t)
         dout = self.loss_layer.backward(1.0)
+        owned = False  # whether dout is a new array of sgd_backward's, free to overwrite
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
             if hasattr(layer, "sgd_backward"):
-                dout = layer.sgd_backward(dout, lr, need_dx=i > 0)
+                dout, owned = layer.sgd_backward(dout, lr, need_dx=i > 0), True
+            elif owned and hasattr(layer, "backward_inplace"):
+                dout = layer.backward_inplace(dout)
             else:
-                dout = layer.backward(dout)
+                dout, owned = layer.backward(dout), False
                 if getattr(layer, "params", None):
                     SGD(lr).step(layer.params, layer.grads)
         self.grads = {}
