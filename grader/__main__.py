@@ -46,6 +46,18 @@ def _parser():
         help="one row per student, one column per assignment (for LMS gradebook imports)",
     )
     p.add_argument(
+        "--no-totals",
+        dest="totals",
+        action="store_false",
+        help="with --wide: leave out total and max_total (Canvas would make them assignments)",
+    )
+    p.add_argument(
+        "--id-column",
+        default="student_id",
+        metavar="NAME",
+        help="name of the student id column, as your LMS calls it (Canvas: 'SIS Login ID')",
+    )
+    p.add_argument(
         "--to",
         metavar="FILE",
         help="default: exports/grades.csv (with --wide exports/grades-wide.csv) in the workspace",
@@ -83,7 +95,7 @@ def run(args):
     if args.command == "export":
         from .export import export
 
-        export(args.to, wide=args.wide)
+        export(args.to, wide=args.wide, totals=args.totals, id_column=args.id_column)
         return 0
     if args.command == "report":
         from .report import report

@@ -1,6 +1,8 @@
-"""``export [--wide] [--to FILE]``: grades as CSV, one row per student and assignment, or with
-``--wide`` one row per student and one column per assignment (``per_student``), as LMS gradebook
-imports take them.
+"""``export [--wide] [--no-totals] [--id-column NAME] [--to FILE]``: grades as CSV, one row per
+student and assignment, or with ``--wide`` one row per student and one column per assignment
+(``per_student``), as LMS gradebook imports take them. ``--no-totals`` leaves the wide file's
+``total`` and ``max_total`` out (Canvas would make them assignments); ``--id-column`` names the
+first column as the LMS calls its ids (Canvas: ``SIS Login ID``), instead of ``student_id``.
 
 Columns: ``student_id, assignment, score, max_score, needs_manual_grade, flags, mistakes,
 warnings`` and then one column of points per exercise, named ``assignment:exercise`` (empty
@@ -175,15 +177,39 @@ def per_student(table):
     return header, [students[sid] for sid in sorted(students)]
 
 
-def export(to=None, out=print, wide=False):
+TOTALS = ["total", "max_total"]
+
+
+def rename_id(header, table, name):
+    """``(header, table)`` with the ``student_id`` column named ``name``; ``UsageError`` when
+    ``name`` is empty or another column has it (ignoring case, as LMS imports compare)."""
+    name = name.strip()
+    if not name:
+        raise course.UsageError("--id-column needs a name, e.g. --id-column 'SIS Login ID'")
+    if name == "student_id":
+        return header, table
+    if name.casefold() in {column.casefold() for column in header}:
+        raise course.UsageError(f"--id-column {name!r}: the export has a column of that name")
+    renamed = [{name if key == "student_id" else key: v for key, v in row.items()} for row in table]
+    return [name if column == "student_id" else column for column in header], renamed
+
+
+def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
     """Write the CSV (default ``exports/grades.csv`` in the workspace), or with ``wide`` the one
-    of ``per_student`` (default ``exports/grades-wide.csv``); returns its path. ``UsageError``
-    when nothing has been graded yet."""
+    of ``per_student`` (default ``exports/grades-wide.csv``), without its ``total`` and
+    ``max_total`` when ``totals`` is False; the id column is named ``id_column``. Returns the
+    file's path. ``UsageError`` when nothing has been graded yet."""
     if not graded_assignments():
         raise course.UsageError(NOTHING_GRADED)
+    if not totals and not wide:
+        raise course.UsageError("--no-totals goes with --wide: the long file has no totals")
     header, table = rows()
     if wide:
         header, table = per_student(table)
+        if not totals:
+            header = [column for column in header if column not in TOTALS]
+            table = [{k: v for k, v in row.items() if k not in TOTALS} for row in table]
+    header, table = rename_id(header, table, id_column)
     default = "grades-wide.csv" if wide else "grades.csv"
     path = Path(to) if to else course.folder("exports") / default
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -122,3 +122,41 @@ def test_the_wide_export_has_one_row_per_student_and_a_column_per_assignment(mad
         ["carl", "0", "", "", "11"],  # 03 not graded yet: no score and no total
     ]
     assert not (course.folder("exports") / "grades.csv").exists(), "the long file is left alone"
+
+
+def test_the_wide_export_for_canvas_names_the_id_column_and_has_no_totals(made_up_class):
+    from grader.__main__ import main
+
+    argv = ["export", "--wide", "--no-totals", "--id-column", "SIS Login ID"]
+    assert main(argv) == 0
+    header, rows = read(course.folder("exports") / "grades-wide.csv")
+    assert header == ["SIS Login ID", A2, A3]
+    assert [list(row.values()) for row in rows] == [["alice", "4.5", "6"], ["bob", "1", "0"],
+                                                    ["carl", "0", ""]]  # fmt: skip
+
+
+def test_the_long_export_takes_a_name_for_the_id_column(made_up_class):
+    path = export.export(made_up_class / "g.csv", out=lambda line: None, id_column="Username")
+    header, rows = read(path)
+    assert header[:2] == ["Username", "assignment"]
+    assert {row["Username"] for row in rows} == {"alice", "bob", "carl"}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--no-totals"], "--no-totals goes with --wide"),
+        (["--wide", "--id-column", " "], "--id-column needs a name"),
+        (["--wide", "--id-column", "TOTAL"], "has a column of that name"),
+        (["--id-column", "Assignment"], "has a column of that name"),
+    ],
+)
+def test_export_options_that_cannot_work_are_refused_in_one_line(
+    made_up_class, capsys, argv, message
+):
+    from grader.__main__ import main
+
+    assert main(["export", *argv]) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not course.folder("exports").exists() or not any(course.folder("exports").iterdir())
