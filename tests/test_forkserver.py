@@ -366,3 +366,46 @@ def test_asking_the_template_for_a_kernel_leaves_the_event_loop_free(tmp_path):
     pid, ticks = asyncio.run(launch())
     assert pid == os.getpid()
     assert ticks > 5, "the loop stood still while the template forked"
+
+
+LIBRARY_TRACEBACK = """
+import json, sys
+import numpy as np
+import stack_data
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.ultratb import AutoFormattedTB
+from backprop import gradcheck
+from grader import forkserver
+
+forkserver._warm_up()
+parsed, init = [], stack_data.Source.__init__
+stack_data.Source.__init__ = lambda self, filename, *a, **k: (
+    parsed.append(filename), init(self, filename, *a, **k))[1]
+formatter = AutoFormattedTB(
+    mode=InteractiveShell.xmode.default_value, theme_name=InteractiveShell.colors.default_value
+)
+try:
+    gradcheck.check_gradient("dW", np.ones(3), np.zeros(3))
+except AssertionError:
+    text = "".join(formatter.structured_traceback(*sys.exc_info()))
+print(json.dumps({"parsed": parsed, "library_shown": "gradcheck.py" in text}))
+"""
+
+
+def test_the_warm_up_parses_the_library_for_every_kernels_tracebacks(tmp_path):
+    """A failing test's traceback runs through the library's checks: their sources are parsed
+    once in the template, not in every kernel (the script's own file still is)."""
+    script = tmp_path / "probe.py"
+    script.write_text(LIBRARY_TRACEBACK)
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=runner.kernel_env(),
+        check=True,
+        cwd=tmp_path,
+    ).stdout
+    probe = json.loads(out.splitlines()[-1])
+    assert probe["library_shown"]
+    assert str(script) in probe["parsed"]  # the spy sees what a traceback parses
+    assert [f for f in probe["parsed"] if "backprop" in f] == []
