@@ -85,7 +85,8 @@ def _class():
 
 class TestGradingIntegrity:
     @pytest.fixture(scope="class")
-    def results(self, tmp_path_factory):
+    @classmethod
+    def results(cls, tmp_path_factory):
         """``{student: result}`` of the class, collected and autograded with one worker."""
         root = tmp_path_factory.mktemp("integrity")
         saved = os.environ.get(course.WORKSPACE_ENV)
