@@ -26,6 +26,20 @@ def test_softmax_is_stable_at_extremes():
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("shape", [(5,), (7, 3), (1438, 10)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_softmax_of_any_batch_keeps_a_float_dtype_and_the_input(shape, dtype, rng):
+    x = (rng.standard_normal(shape) * 5).astype(dtype)
+    before = x.copy()
+    p = F.softmax(x)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    expected = e / e.sum(axis=-1, keepdims=True)
+    assert p.shape == shape and p.flags.c_contiguous
+    assert p.dtype == (np.float32 if dtype == np.float32 else np.float64)
+    np.testing.assert_allclose(p, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_array_equal(x, before)
+
+
 def test_sigmoid_prime_matches_numerical_derivative(rng):
     z = rng.standard_normal(10) * 4
     numeric = numerical_gradient(lambda x: float(np.sum(F.sigmoid(x))), z.copy())

