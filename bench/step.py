@@ -8,7 +8,7 @@ from backprop.optim import SGD
 
 from .reference import TorchTwin, torch_module
 from .report import section, table
-from .timing import interleaved
+from .timing import interleaved_groups
 
 LR = 0.01
 # (layer sizes, batch label, batch size or None for the whole digits training set)
@@ -41,7 +41,7 @@ def step_flops(sizes, n):
 def gemm_operands(dtype):
     """Two square matrices whose product measures numpy's GEMM peak.
 
-    The product is timed in turn with each step (``interleaved``), so the share of peak
+    The product is timed in turn with each step (``interleaved_groups``), so the share of peak
     compares figures taken under the same machine load.
     """
     rng = np.random.default_rng(0)
@@ -112,6 +112,7 @@ def measure():
     torch = torch_module()
     peaks = {}
     step_rows, grad_rows = [], []
+    cases = []
     for sizes, label, n in CASES:
         for dtype in DTYPES:
             X, y = case_data(sizes, n, dtype)
@@ -126,35 +127,37 @@ def measure():
             if torch is not None:
                 twin = TorchTwin(torch, Sequential.mlp(sizes, seed=0, dtype=dtype), X, y, LR)
                 candidates["torch"] = twin.step
-            times = interleaved(candidates, rounds=ROUNDS)
-            peaks.setdefault(dtype, []).append(GEMM_FLOPS / times["gemm"] / 1e9)
-            flops = step_flops(sizes, len(X))
-            gflops = flops / times["numpy"] / 1e9
+            cases.append((sizes, label, n, dtype, X, y, candidates))
+    timed = interleaved_groups([case[-1] for case in cases], rounds=ROUNDS)
+    for (sizes, label, n, dtype, X, y, _), times in zip(cases, timed, strict=True):
+        peaks.setdefault(dtype, []).append(GEMM_FLOPS / times["gemm"] / 1e9)
+        flops = step_flops(sizes, len(X))
+        gflops = flops / times["numpy"] / 1e9
 
-            def share(name, flops=flops, times=times):
-                """The step's FLOP rate over the GEMM's, both from the same round, in %."""
-                return 100 * flops / GEMM_FLOPS * times.ratio("gemm", name)
+        def share(name, flops=flops, times=times):
+            """The step's FLOP rate over the GEMM's, both from the same round, in %."""
+            return 100 * flops / GEMM_FLOPS * times.ratio("gemm", name)
 
-            name = "-".join(map(str, sizes))
-            row = [name, f"{label} ({len(X)})", np.dtype(dtype).name, f"{times['numpy'] * 1e3:.3f}"]
-            if torch is None:
-                row += ["not installed"] * 4
-                grad_cells = ["not installed"] * 2
-            else:
-                row += [
-                    f"{times['torch'] * 1e3:.3f}",
-                    f"{times.ratio('numpy', 'torch'):.2f}x",
-                    f"{times.ratio('unfused', 'torch'):.2f}x",
-                    f"{times.ratio('gemms', 'torch'):.2f}x",
-                ]
-                grad_cells = [f"{d:.1e}" for d in grad_differences(torch, sizes, X, y, dtype)]
-            shares = [f"{share(name):.1f} %" for name in ("numpy", "gemms")]
-            shares.append("not installed" if torch is None else f"{share('torch'):.1f} %")
-            against_torch = None if torch is None else times.ratio("numpy", "torch")
-            row += [f"{gflops:.1f}", *shares, target(sizes, n)]
-            row.append(verdict(sizes, n, against_torch, share("numpy")))
-            step_rows.append(row)
-            grad_rows.append([name, f"{label} ({len(X)})", np.dtype(dtype).name, *grad_cells])
+        name = "-".join(map(str, sizes))
+        row = [name, f"{label} ({len(X)})", np.dtype(dtype).name, f"{times['numpy'] * 1e3:.3f}"]
+        if torch is None:
+            row += ["not installed"] * 4
+            grad_cells = ["not installed"] * 2
+        else:
+            row += [
+                f"{times['torch'] * 1e3:.3f}",
+                f"{times.ratio('numpy', 'torch'):.2f}x",
+                f"{times.ratio('unfused', 'torch'):.2f}x",
+                f"{times.ratio('gemms', 'torch'):.2f}x",
+            ]
+            grad_cells = [f"{d:.1e}" for d in grad_differences(torch, sizes, X, y, dtype)]
+        shares = [f"{share(name):.1f} %" for name in ("numpy", "gemms")]
+        shares.append("not installed" if torch is None else f"{share('torch'):.1f} %")
+        against_torch = None if torch is None else times.ratio("numpy", "torch")
+        row += [f"{gflops:.1f}", *shares, target(sizes, n)]
+        row.append(verdict(sizes, n, against_torch, share("numpy")))
+        step_rows.append(row)
+        grad_rows.append([name, f"{label} ({len(X)})", np.dtype(dtype).name, *grad_cells])
     return peaks, step_rows, grad_rows
 
 
@@ -211,10 +214,12 @@ def run():
         ),
         notes=[
             "One step = forward, backward, SGD update (lr 0.01); both start from the same weights.",
-            f"{ROUNDS} rounds, every candidate timed in turn in each, over about 20 ms after one"
-            " call that is not timed (so that no candidate pays for the caches the one before it"
-            " left cold, as a step in a training loop never does); times are medians, ratios"
-            " and shares the median over rounds of the ratio within a round.",
+            f"{ROUNDS} rounds, every candidate of every row timed in turn in each (so that a"
+            " burst of load on the machine falls on a few rounds of every row, not on all rounds"
+            " of one), over about 20 ms after one call that is not timed (so that no candidate"
+            " pays for the caches the one before it left cold, as a step in a training loop"
+            " never does); times are medians, ratios and shares the median over rounds of the"
+            " ratio within a round.",
             "The library's step is `net.sgd_step`, as `train` takes it: each layer's update is"
             " fused into the backward pass, W moved by one matrix product that adds -lr x.T dout"
             " into it (BLAS GEMM with beta = 1). Unfused: `net.gradient`, then `SGD.step` on"

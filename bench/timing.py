@@ -53,13 +53,22 @@ def interleaved(fns, rounds=9, block=0.02):
     caches with its own data, and without that call the first call of every block would be
     charged for refilling them (a training step run in a loop never pays it).
     """
-    numbers = {name: calibrate(fn, block) for name, fn in fns.items()}
-    samples = {name: [] for name in fns}
+    return interleaved_groups([fns], rounds, block)[0]
+
+
+def interleaved_groups(groups, rounds=9, block=0.02):
+    """``interleaved`` for several groups of candidates at once: a list of ``Rounds``, one per
+    group (name -> callable). Each round times every candidate of every group in turn, so a
+    burst of load on a shared machine falls on a few rounds of each group rather than on every
+    round of one, and the medians of every group stay those of a quiet machine."""
+    numbers = [{name: calibrate(fn, block) for name, fn in fns.items()} for fns in groups]
+    samples = [{name: [] for name in fns} for fns in groups]
     for _ in range(rounds):
-        for name, fn in fns.items():
-            fn()
-            samples[name].append(_per_call(fn, numbers[name]))
-    return Rounds(samples)
+        for fns, calls, times in zip(groups, numbers, samples, strict=True):
+            for name, fn in fns.items():
+                fn()
+                times[name].append(_per_call(fn, calls[name]))
+    return [Rounds(times) for times in samples]
 
 
 def wall_time(fn):

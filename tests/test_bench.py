@@ -1,6 +1,7 @@
 """The benchmarks' own logic: what they count, how they pair rounds, how they judge a target,
 and the class of submissions they grade. No figure is timed here (see ``bench/``)."""
 
+import itertools
 import os
 import subprocess
 import sys
@@ -109,6 +110,23 @@ def test_interleaved_times_every_candidate_in_every_round():
     assert set(rounds.samples) == {"a", "b"}
     assert all(len(times) == 4 for times in rounds.samples.values())
     assert calls["a"] >= 5 and calls["b"] >= 5  # warm-up and calibration call, then 4 rounds
+
+
+def test_interleaved_groups_alternate_every_group_in_every_round():
+    """A burst of load must fall on a few rounds of every group, so no group's rounds run one
+    after the other: each round times each candidate of each group, in turn."""
+    order = []
+
+    def candidate(name):
+        return lambda: order.append(name)
+
+    groups = [{"a": candidate("a"), "b": candidate("b")}, {"c": candidate("c")}]
+    timed = timing.interleaved_groups(groups, rounds=3, block=0.001)
+    assert [set(rounds.samples) for rounds in timed] == [{"a", "b"}, {"c"}]
+    assert all(len(t) == 3 for rounds in timed for t in rounds.samples.values())
+    calibration = 2 * 3  # a warm-up and a timed call per candidate, before any round
+    blocks = [name for name, _ in itertools.groupby(order[calibration:])]
+    assert blocks == ["a", "b", "c"] * 3
 
 
 def test_interleaved_does_not_charge_a_block_for_the_caches_the_one_before_left(monkeypatch):
