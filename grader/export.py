@@ -188,7 +188,7 @@ def rename_id(header, table, name):
         raise course.UsageError("--id-column needs a name, e.g. --id-column 'SIS Login ID'")
     if name == "student_id":
         return header, table
-    if name.casefold() in {column.casefold() for column in header}:
+    if name.casefold() in {column.casefold() for column in header if column != "student_id"}:
         raise course.UsageError(f"--id-column {name!r}: the export has a column of that name")
     renamed = [{name if key == "student_id" else key: v for key, v in row.items()} for row in table]
     return [name if column == "student_id" else column for column in header], renamed

@@ -135,11 +135,12 @@ def test_the_wide_export_for_canvas_names_the_id_column_and_has_no_totals(made_u
                                                     ["carl", "0", ""]]  # fmt: skip
 
 
-def test_the_long_export_takes_a_name_for_the_id_column(made_up_class):
-    path = export.export(made_up_class / "g.csv", out=lambda line: None, id_column="Username")
+@pytest.mark.parametrize("name", ["Username", "Student_ID"])
+def test_the_long_export_takes_a_name_for_the_id_column(made_up_class, name):
+    path = export.export(made_up_class / "g.csv", out=lambda line: None, id_column=name)
     header, rows = read(path)
-    assert header[:2] == ["Username", "assignment"]
-    assert {row["Username"] for row in rows} == {"alice", "bob", "carl"}
+    assert header[:2] == [name, "assignment"]
+    assert {row[name] for row in rows} == {"alice", "bob", "carl"}
 
 
 @pytest.mark.parametrize(
