@@ -60,7 +60,7 @@ def interleaved_groups(groups, rounds=9, block=0.02):
     """``interleaved`` for several groups of candidates at once: a list of ``Rounds``, one per
     group (name -> callable). Each round times every candidate of every group in turn, so a
     burst of load on a shared machine falls on a few rounds of each group rather than on every
-    round of one, and the medians of every group stay those of a quiet machine."""
+    round of one, and the medians of each group can pass over it."""
     numbers = [{name: calibrate(fn, block) for name, fn in fns.items()} for fns in groups]
     samples = [{name: [] for name in fns} for fns in groups]
     for _ in range(rounds):
