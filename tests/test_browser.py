@@ -200,7 +200,8 @@ def test_training_dashboard_trains(page, lab):
         " new MutationObserver(() => window.bpWidths.push(el.style.width || '0'))"
         ".observe(el, {attributes: true, attributeFilter: ['style']}); }"
     )
-    dashboard.locator(".bp-train button, button.bp-train").first.click()
+    button = dashboard.locator(".bp-train button, button.bp-train").first
+    button.click()
     frames, widths = set(), []
     for _ in range(600):  # sample the picture and the bar while it trains (up to ~60 s)
         frames.update(plot.locator("img").evaluate_all("imgs => imgs.map(i => i.src)"))
@@ -208,7 +209,6 @@ def test_training_dashboard_trains(page, lab):
         if widths[-1] >= 100 and "epoch" in dashboard.locator(".bp-status").text_content():
             break
         page.wait_for_timeout(100)
-    page.shot("trained")
     assert widths[-1] >= 100, f"progress bar stopped at {widths[-1]} %"
     observed = [number(w) for w in page.evaluate("window.bpWidths")]
     assert observed and any(w < 100 for w in observed[:-1]) and observed[-1] >= 100, (
@@ -223,6 +223,9 @@ def test_training_dashboard_trains(page, lab):
         )
     except sync_api.TimeoutError:
         pass  # the assertion below says what is missing
+    # The button comes back once the last frame is drawn: the screenshot shows the whole run.
+    page.wait_for_function("el => !el.disabled", arg=button.element_handle(), timeout=10_000)
+    page.shot("trained")
     frames.update(plot.locator("img").evaluate_all("imgs => imgs.map(i => i.src)"))
     new_frames = frames - set(before)
     assert new_frames, "the loss plot was not redrawn after pressing Train"
@@ -273,6 +276,26 @@ def wrong_submission():
     return str(target.relative_to(REPO)), expect
 
 
+SCROLL_TO_TEXT = """(root, text) => {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (node.textContent.includes(text)) {
+            const mark = document.createElement("span");
+            node.parentNode.insertBefore(mark, node);
+            mark.scrollIntoView({block: "center"});
+            mark.remove();
+            return;
+        }
+    }
+}"""
+
+
+def scroll_to_text(locator, text):
+    """Scroll the boxes around ``text`` (inside ``locator``) so that its line shows: a locator
+    of the text itself would scroll to the element that holds it, here a whole traceback."""
+    locator.evaluate(SCROLL_TO_TEXT, text)
+
+
 def test_validate_shows_the_diagnosis(page, lab):
     require(STUDENT_GRAPHS, WRONG_ANSWER)
     path, expect = wrong_submission()
@@ -282,7 +305,7 @@ def test_validate_shows_the_diagnosis(page, lab):
     dialog = page.locator(".validation-failed")
     dialog.wait_for(timeout=120_000)
     page.shot("validated")
-    dialog.get_by_text(f"[mistake: {expect}]").first.scroll_into_view_if_needed()
+    scroll_to_text(dialog, f"[mistake: {expect}]")
     page.shot("diagnosis")
     text = dialog.text_content()
     assert f"[mistake: {expect}]" in text, f"the Validate dialog does not name {expect}:\n{text}"
