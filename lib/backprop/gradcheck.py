@@ -188,8 +188,9 @@ BANK = [
     Mistake(
         "averaged-not-summed",
         lambda e: e.n is not None and e.n > 1 and e.scaled(1.0 / e.n),
-        "{name} is averaged over the batch (factor 1/N, N = {n}); "
-        "the loss already divides by N, so sum over the batch here.",
+        "{name} is averaged over the batch (factor 1/N, N = {n}): every sample adds its "
+        "part to a parameter's gradient, so sum over the batch here (a 1/N belongs to the loss "
+        "alone).",
     ),
     Mistake(
         "not-divided-by-n",
@@ -230,7 +231,7 @@ BANK = [
         "averaged-not-summed",
         lambda e: e.inverse_batch is not None,
         "{name} is 1/{inverse_batch} of the expected value: it looks averaged where it "
-        "should be summed (the loss already divides by N).",
+        "should be summed (a 1/N belongs to the loss alone).",
     ),
     Mistake(
         "few-entries-wrong",
@@ -297,6 +298,9 @@ CANDIDATE_ADVICE = {
     "error is O(h): use the centred difference (f(x + h) - f(x - h)) / (2h).",
     "backward-difference": "{name} matches the backward difference (f(x) - f(x - h)) / h, whose "
     "error is O(h): use the centred difference (f(x + h) - f(x - h)) / (2h).",
+    "step-precedence": "{name} matches (f(x + h) - f(x - h)) / 2 * h, which multiplies by h: "
+    "write the division as / (2 * h).",
+    "ignored-h": "{name} does not use the step h it was given: compute the difference with h.",
     # the chain rule and graphs
     "weight-instead-of-input": "{name} uses the weight where the input belongs: dz/dw is the "
     "value flowing into the edge, here the input x.",
