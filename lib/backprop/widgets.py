@@ -279,7 +279,8 @@ class AppleOrangeExplorer(Explorer):
             for name in INPUTS
         )
         return (
-            "<table class='bp-table'><tr><th>input</th><th>value</th><th>d price / d input</th>"
+            TABLE_STYLE
+            + "<table class='bp-table'><tr><th>input</th><th>value</th><th>d price / d input</th>"
             f"</tr>{rows}<tr><td><b>price</b></td>"
             + cell("bp-price", "price", result["price"], ref.get("price"))
             + "<td></td></tr></table>"
@@ -287,6 +288,13 @@ class AppleOrangeExplorer(Explorer):
 
     def draw(self, fig):
         draw_apple_orange(result=self.values, ax=fig.subplots())
+
+
+# Widget HTML gets no table styles from JupyterLab: columns would touch.
+TABLE_STYLE = (
+    "<style>.bp-table th, .bp-table td {padding: 1px 12px; text-align: right}"
+    " .bp-table th:first-child, .bp-table td:first-child {text-align: left}</style>"
+)
 
 
 def apple_orange_explorer(graph_fn=None, **kwargs):
