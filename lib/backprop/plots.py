@@ -203,7 +203,7 @@ def plot_gradient_vs_depth(depth, ax=None, activation="sigmoid", norms=None, **k
     ax.set_xlabel("layer (1 = nearest the input)")
     ax.set_ylabel("gradient norm")
     ax.set_xticks(layers if len(layers) <= 20 else layers[:: max(1, len(layers) // 10)])
-    ax.set_title(f"Gradient size through {len(norms)} {activation} layers")
+    ax.set_title(f"Gradient size in a {activation} net of {len(norms)} layers")
     ax.legend(fontsize=8, loc="upper left")
     return ax
 
