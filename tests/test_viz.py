@@ -6,6 +6,7 @@ import base64
 import io
 import itertools
 import re
+import warnings
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -658,3 +659,17 @@ def test_a_learners_wrong_gradients_are_marked_in_the_picture():
     assert not any("≠" in t.get_text() for t in e.figure.axes[0].texts)
     plain = widgets.apple_orange_explorer()
     assert plain.values["learner"] == () and "library" in plain.status.value
+
+
+@pytest.mark.parametrize("lr, batch_size", [(10.0, 32), (3.0, 32), (0.1, 1)])
+def test_dashboard_says_when_the_loss_blows_up(digits, lr, batch_size):
+    dash = _dashboard(digits)
+    dash.sliders["lr"].value = lr
+    dash.sliders["batch_size"].value = batch_size
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings stay out of the notebook
+        dash.train()
+    assert "the loss blew up" in dash.status.value, dash.status.value
+    dash.sliders["lr"].value, dash.sliders["batch_size"].value = 0.1, 32
+    dash.train()
+    assert "blew up" not in dash.status.value, dash.status.value

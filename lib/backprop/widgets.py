@@ -433,7 +433,7 @@ class TrainingDashboard:
                 value=lr,
                 base=10,
                 min=-4,
-                max=0,
+                max=1,
                 step=0.1,
                 description="learning rate",
                 readout_format=".4g",
@@ -514,6 +514,8 @@ class TrainingDashboard:
         loss = np.mean(lines["loss"][-steps:]) if lines["loss"] else float("nan")
         val = 100 * lines["val_acc"][-1] if lines["val_acc"] else float("nan")
         self._result = f"epoch {done}/{epochs} · loss {loss:.3f} · val acc {val:.1f} %"
+        if lines["loss"] and not loss <= lines["loss"][0]:  # grew, or became inf or nan
+            self._result += " · the loss blew up: try a smaller learning rate"
         self.status.value = self._result
 
     def _draw(self, lines):
@@ -541,7 +543,11 @@ class TrainingDashboard:
 
         if _accepts_callback(self.train_fn):
             kwargs["callback"] = callback
-        history = self.train_fn(net, self.X_train, self.y_train, self.X_val, self.y_val, **kwargs)
+        # A learning rate too large overflows: the status line says so, numpy need not warn.
+        with np.errstate(over="ignore", invalid="ignore"):
+            history = self.train_fn(
+                net, self.X_train, self.y_train, self.X_val, self.y_val, **kwargs
+            )
         self.net = net
         return history, s
 
