@@ -27,3 +27,22 @@ def test_blames_the_first_when_none_of_its_frames_is_the_learners():
         raise KeyError("apple")
     except KeyError as exc:
         assert what_raised(exc, apple_orange_graph).startswith("Your apple_orange_graph raised")
+
+
+class Affine:
+    def forward(self, x):
+        raise NotImplementedError()  # the stub of an answer cell
+
+
+def two_layer_net():
+    return Affine().forward(1)
+
+
+def test_a_stub_is_named_as_work_to_do():
+    try:
+        two_layer_net()
+    except NotImplementedError as exc:
+        line = what_raised(exc, two_layer_net, Affine)
+    assert line == (
+        "Your Affine.forward is not implemented yet: fill it in above, then run this cell again."
+    )

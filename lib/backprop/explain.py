@@ -5,7 +5,8 @@ def what_raised(exc, *yours):
     """A sentence naming which of ``yours`` (the learner's functions and classes) raised ``exc``.
 
     The innermost frame of the traceback that belongs to one of them (a function, or a method
-    of a class) names the culprit; the first of ``yours`` is blamed when none does.
+    of a class) names the culprit; the first of ``yours`` is blamed when none does. A
+    ``NotImplementedError`` (the stub of an answer cell) is named as work still to do.
     """
     code_names = {}
     for obj in yours:
@@ -18,6 +19,8 @@ def what_raised(exc, *yours):
     while tb is not None:
         culprit = code_names.get(tb.tb_frame.f_code, culprit)
         tb = tb.tb_next
+    if isinstance(exc, NotImplementedError):  # an answer cell not filled in yet
+        return f"Your {culprit} is not implemented yet: fill it in above, then run this cell again."
     message = " ".join(str(exc).split())
     return (
         f"Your {culprit} raised {type(exc).__name__}: {message}; "
