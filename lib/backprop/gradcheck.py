@@ -196,7 +196,7 @@ BANK = [
         "not-divided-by-n",
         lambda e: e.n is not None and e.n > 1 and e.scaled(float(e.n)),
         "{name} is N = {n} times too large: the loss is a mean over the batch, "
-        "so its gradient carries a factor 1/N.",
+        "so the loss and its gradients carry a factor 1/N.",
     ),
     Mistake(
         "missing-factor-2",
