@@ -8,12 +8,16 @@ The converter used here, ``PagesOnly``, differs from it in three ways:
   ``autograded/<student>/<assignment>/``: files the submission's code wrote, which can hold
   anything the code could read (its own cells with the hidden tests, for example);
 - a notebook that cannot be rendered is named with a one-line reason, and the others are rendered;
-- it moves a progress bar.
+- it moves a progress bar;
+- its pages are easier to read (``readable``): a long output line wraps, so the diagnosis that
+  ends a failing test's traceback is read whole, and each test cell in the page's table of
+  contents is named (nbgrader calls every one "Test cell").
 
 Then every file in ``feedback/*/<assignment>/`` is checked for hidden-test lines
 (``scrub.leaks``); a file that shows one is deleted and named.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -33,12 +37,28 @@ def _one_line(error):
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
+WRAP_OUTPUT_LINES = (
+    "<style>div.output_subarea pre {white-space: pre-wrap; overflow-wrap: anywhere}</style>"
+)
+TEST_CELL_LINK = re.compile(r'(<a href="#([^"<>]+)">)Test cell(</a>)')
+
+
+def readable(page):
+    """A feedback page's HTML with its long output lines wrapped, and each test cell of its table
+    of contents named by its grade_id."""
+    page = TEST_CELL_LINK.sub(r"\1\2\3", page)
+    return page.replace("</head>", WRAP_OUTPUT_LINES + "\n</head>", 1)
+
+
 class PagesOnly(GenerateFeedback):
     """``GenerateFeedback`` that writes only the pages and keeps going past a notebook it cannot
     render. Set ``failures`` (a list) and ``bar`` (a progress bar) before ``start()``."""
 
     def init_assignment(self, assignment_id, student_id):
         """Copy none of the files beside the notebooks (nbgrader copies them all)."""
+
+    def write_single_notebook(self, output, resources):
+        super().write_single_notebook(readable(output), resources)
 
     def convert_single_notebook(self, notebook_filename):
         """Render one notebook; a failure is added to ``failures`` as ``(student, notebook,

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
 
 import tiny_course as tiny  # noqa: E402
 
-from grader import course, progress, scrub  # noqa: E402
+from grader import course, feedback, progress, scrub  # noqa: E402
 from grader.__main__ import main  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grader-feedback")]
@@ -112,6 +112,15 @@ def test_printed_cell_sources_show_no_hidden_test(feedback_run):
     for line in hidden_lines():
         assert line not in text, f"{page} shows hidden test line {line!r}"
     assert scrub.PLACEHOLDER.strip() in text
+
+
+def test_a_page_names_its_test_cells_and_wraps_long_output_lines(feedback_run):
+    page = (course.folder("feedback") / "pablo" / A / "tiny.html").read_text()
+    toc = page.partition('<div id="toc">')[2].partition("</div>")[0]
+    names = re.findall(r'<a href="#([^"]+)">([^<]+)</a>', toc)
+    assert names and all(href == text for href, text in names), names
+    assert "Test cell" not in toc
+    assert feedback.WRAP_OUTPUT_LINES in page.partition("</head>")[0]
 
 
 def test_feedback_holds_the_pages_and_nothing_a_submission_wrote(feedback_run):
