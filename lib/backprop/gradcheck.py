@@ -321,6 +321,9 @@ CANDIDATE_ADVICE = {
     "goes through the tax node, so its gradient is multiplied by the tax.",
     "dprice-not-one": "{name} is price times too large: the backward pass starts from "
     "d price / d price = 1.",
+    "missing-target": "{name} is still what the post computes: the output gradient 2 * p "
+    "leaves out the target; the derivative of (p - target)**2 is 2 * (p - target).",
+    "loss-divided-twice": "{name} is divided by the batch size twice: a mean already divides by N.",
     "ignores-lr": "{name} moves by the whole gradient: multiply it by the learning rate lr.",
     "softmax-in-predict": "{name} are probabilities: predict returns the scores before the "
     "softmax; the softmax belongs to the loss layer.",
