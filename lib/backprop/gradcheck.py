@@ -341,6 +341,8 @@ def fail(name, mistake, sentence, detail=""):
     update that is not in place), so that every failure in the course carries a mistake key.
     """
     __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
+    # A traceback always shows this last frame. To the learner reading it: your answer failed a
+    # check, and the traceback's last line says what is wrong and names the likely mistake.
     raise GradientMistake(f"{sentence}{detail} {TAG.format(mistake)}", mistake, name)
 
 
