@@ -2,7 +2,7 @@
 
 nbgrader's ``GenerateFeedback`` renders each autograded notebook as a page; its preprocessors
 (``nbgrader_config.py``) clear the hidden tests and scrub them from every output (``scrub``).
-The converter used here, ``PagesOnly``, differs from it in three ways:
+The converter used here, ``PagesOnly``, differs from it in four ways:
 
 - it writes the pages and nothing else. nbgrader also copies every other file of
   ``autograded/<student>/<assignment>/``: files the submission's code wrote, which can hold
