@@ -8,10 +8,12 @@ two cores, whatever the parent burns is taken from the two workers). ``python -m
 measure ...`` is the small wrapper each run goes through: it reports its own CPU time.
 """
 
+import contextlib
 import gc
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,6 +85,17 @@ def make_class(assignment, folder):
     return paths
 
 
+def split_class(paths, folder, parts=2):
+    """Copy the class of ``paths`` (from ``make_class``) into ``parts`` folders below ``folder``,
+    student k into part k mod ``parts``: each part mixes correct and wrong submissions. Returns
+    the part folders."""
+    halves = [Path(folder) / f"part-{part}" for part in range(parts)]
+    for k, path in enumerate(paths):
+        student = path.parent.parent
+        shutil.copytree(student, halves[k % parts] / student.name)
+    return halves
+
+
 def warm_masters(assignment):
     """Build the assignment's masters into the grader's cache, as any earlier grading run
     leaves them, so that every timed run starts alike."""
@@ -149,30 +162,44 @@ def _children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(args, env):
-    """``{"wall", "cpu", "parent_cpu", "first", "steady"}`` seconds of ``python -m bench.grading
-    measure ARGS``: wall time, CPU of every process of the run, CPU of its main process alone,
-    time to the first result, and seconds per submission from the first result to the last."""
+def _timed(*runs):
+    """``{"wall", "cpu", "parent_cpu", "first", "steady"}`` seconds of the ``runs`` (``(args,
+    env)`` each) of ``python -m bench.grading measure ARGS``, all started at once: wall time
+    until the last ends, CPU of every process of them all, CPU of their main processes alone,
+    time to the first result of any, and seconds per submission from the first result to the
+    last (of all of them together)."""
     before, start = _children_cpu(), time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.grading", "measure", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    running = [
+        (
+            args,
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.grading", "measure", *args],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for args, env in runs
+    ]
+    outputs = [(args, process, *process.communicate()) for args, process in running]
     wall, cpu = time.perf_counter() - start, _children_cpu() - before
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    line = next(x for x in reversed(done.stdout.splitlines()) if x.startswith(MARKER))
-    report = json.loads(line[len(MARKER) :])
-    finished = report["finished"]
+    parent_cpu, finished = 0.0, []
+    for args, process, stdout, stderr in outputs:
+        if process.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{stdout[-2000:]}{stderr[-2000:]}")
+        line = next(x for x in reversed(stdout.splitlines()) if x.startswith(MARKER))
+        report = json.loads(line[len(MARKER) :])
+        parent_cpu += report["cpu"]
+        finished += report["finished"]
     if len(finished) != CLASS_SIZE:
-        raise RuntimeError(f"{' '.join(args)}: {len(finished)} of {CLASS_SIZE} were done")
+        raise RuntimeError(f"{len(finished)} of {CLASS_SIZE} submissions were done")
+    finished.sort()
     return {
         "wall": wall,
         "cpu": cpu,
-        "parent_cpu": report["cpu"],
+        "parent_cpu": parent_cpu,
         "first": finished[0],
         "steady": (finished[-1] - finished[0]) / (len(finished) - 1),
     }
@@ -182,21 +209,26 @@ def _plain(folder):
     # The grader's kernels run with nbgrader's NBGRADER_EXECUTION set: so do these, so that
     # both run the same notebook code (the course's explorers draw no PNG while graded).
     env = dict(os.environ) | {"MPLBACKEND": "Agg", "NBGRADER_EXECUTION": "autograde"}
-    return _timed(["plain", str(folder)], env)
+    return _timed((["plain", str(folder)], env))
 
 
-def _autograde(assignment, folder, jobs):
-    """One ``autograde -j jobs`` on a fresh workspace (``collect`` first, not timed)."""
-    with tempfile.TemporaryDirectory(prefix="bench-grading-") as workspace:
-        env = nbgrader_env() | {"BACKPROP_GRADING_DIR": workspace}
-        subprocess.run(
-            [sys.executable, "-m", "grader", "collect", str(folder)],
-            env=env,
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-        )
-        return _timed(["grader", "autograde", "-j", str(jobs), assignment], env)
+def _autograde(assignment, folders, jobs):
+    """``autograde -j jobs`` of each class folder of ``folders``, all at once, each on a fresh
+    workspace of its own (``collect`` first, not timed)."""
+    with contextlib.ExitStack() as stack:
+        runs = []
+        for folder in folders:
+            workspace = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-grading-"))
+            env = nbgrader_env() | {"BACKPROP_GRADING_DIR": workspace}
+            subprocess.run(
+                [sys.executable, "-m", "grader", "collect", str(folder)],
+                env=env,
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+            )
+            runs.append((["grader", "autograde", "-j", str(jobs), assignment], env))
+        return _timed(*runs)
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -243,6 +275,12 @@ def _verdicts(samples):
             f" {_median(samples, 'j2', 'first'):.2f} s. Even at twice the pace of `-j 1` from"
             f" its first result on, `-j 2` would have given {_best_speedup(samples):.2f}x."
         )
+        if "halves" in samples[0]:
+            notes[-1] += (
+                " Two `autograde -j 1` runs at once, each on half the class and sharing nothing,"
+                f" gave {_ratio(samples, 'j1', 'halves'):.2f}x the throughput of one `-j 1` on"
+                " the whole class: what this machine gives two graders side by side."
+            )
     return overhead, speedup, notes
 
 
@@ -280,7 +318,7 @@ def two_core_scaling(rounds=3):
 def _per_round(samples):
     """The raw wall times, one round after the other."""
     return "; ".join(
-        ", ".join(f"{how} {s[how]['wall']:.1f} s" for how in ("plain", "j1", "j2")) for s in samples
+        ", ".join(f"{how} {timings['wall']:.1f} s" for how, timings in s.items()) for s in samples
     )
 
 
@@ -306,23 +344,29 @@ def _rows(samples):
 
     overhead, speedup, _ = _verdicts(samples)
     j2_plain = _ratio(samples, "j2", "plain")
-    return [
-        row("plain nbclient execution, serial", "plain", "1.00x", "", ""),
+    rows = [
+        row(HOWS["plain"], "plain", "1.00x", "", ""),
         row(
-            "`autograde -j 1`",
+            HOWS["j1"],
             "j1",
             f"{overhead:.2f}x",
             f"<= {OVERHEAD_TARGET}x plain",
             "met" if overhead <= OVERHEAD_TARGET else "missed",
         ),
         row(
-            "`autograde -j 2`",
+            HOWS["j2"],
             "j2",
             f"{j2_plain:.2f}x ({speedup:.2f}x the throughput of -j 1)",
             f">= {SPEEDUP_TARGET}x -j 1",
             "met" if speedup >= SPEEDUP_TARGET else "missed",
         ),
     ]
+    if "halves" in samples[0]:
+        throughput = _ratio(samples, "j1", "halves")
+        relative = f"{_ratio(samples, 'halves', 'plain'):.2f}x ({throughput:.2f}x the throughput"
+        relative += " of -j 1)"
+        rows.append(row(HOWS["halves"], "halves", relative, "for reference", ""))
+    return rows
 
 
 def run():
@@ -363,10 +407,14 @@ def run():
             " included; the targets are judged on it. The next two columns split it: when the"
             " first submission was done (its result back in the grader, which records it in the"
             " gradebook), and the time per submission from then to the last.",
-            f"Each of the three runs is a new Python process, start-up included; {ROUNDS} rounds"
-            " of the three in turn, medians; ratios are medians of the ratios of the same round."
-            " `autograde` starts on a fresh workspace each time (`collect` first, not timed),"
-            " with the assignment's masters in the grader's cache, as an earlier run leaves them.",
+            f"Each run is a new Python process, start-up included; {ROUNDS} rounds of the four"
+            " in turn, medians; ratios are medians of the ratios of the same round. `autograde`"
+            " starts on a fresh workspace each time (`collect` first, not timed), with the"
+            " assignment's masters in the grader's cache, as an earlier run leaves them.",
+            "The last row is not a way to grade, only a yardstick for `-j 2`: the class split"
+            " in two (students in turn), each half in a workspace of its own, graded by two"
+            " `autograde -j 1` started at once; its times run from their start to the end of"
+            " the later one.",
             "CPU seconds: user + system of every process of the run (kernels, workers, the"
             " parent). The parent's CPU is that of the `python -m grader` process alone (for"
             " plain execution: the process that runs the notebooks, kernels excluded).",
@@ -381,19 +429,30 @@ def run():
     )
 
 
-def _rounds(assignment, rounds, plain=True):
-    """``rounds`` samples ``{"plain", "j1", "j2"}`` (see ``_timed``; without "plain" when
-    ``plain`` is False), the runs of a round one after the other, on a new class of
-    ``assignment``."""
+HOWS = {
+    "plain": "plain nbclient execution, serial",
+    "j1": "`autograde -j 1`",
+    "j2": "`autograde -j 2`",
+    "halves": "two `autograde -j 1` at once, each on half the class",
+}
+
+
+def _rounds(assignment, rounds, hows=tuple(HOWS)):
+    """``rounds`` samples ``{how: timings}`` (see ``_timed``) for each run of ``hows`` (keys of
+    ``HOWS``), the runs of a round one after the other, on a new class of ``assignment``."""
     samples = []
     with tempfile.TemporaryDirectory(prefix="bench-class-") as folder:
-        make_class(assignment, folder)
+        whole = Path(folder) / "class"
+        halves = split_class(make_class(assignment, whole), Path(folder) / "halves")
         warm_masters(assignment)
+        runs = {
+            "plain": lambda: _plain(whole),
+            "j1": lambda: _autograde(assignment, [whole], 1),
+            "j2": lambda: _autograde(assignment, [whole], 2),
+            "halves": lambda: _autograde(assignment, halves, 1),
+        }
         for _ in range(rounds):
-            sample = {"plain": _plain(folder)} if plain else {}
-            for jobs in (1, 2):
-                sample[f"j{jobs}"] = _autograde(assignment, folder, jobs)
-            samples.append(sample)
+            samples.append({how: runs[how]() for how in hows})
     return samples
 
 
@@ -401,7 +460,7 @@ def _heavier_notebook(assignment, rounds=2):
     """A note on ``-j 2`` against ``-j 1`` for a class of ``assignment``, a notebook that does
     more work than the first (not judged: in the table's class, whose notebook runs in a
     quarter of a second, what each submission costs besides its own code weighs most)."""
-    samples = _rounds(assignment, rounds, plain=False)
+    samples = _rounds(assignment, rounds, hows=("j1", "j2"))
     ratios = [s["j1"]["wall"] / s["j2"]["wall"] for s in samples]
     paces = [s["j1"]["steady"] for s in samples]
     low, high = f"{min(ratios):.2f}", f"{max(ratios):.2f}"

@@ -2,6 +2,7 @@
 and the class of submissions they grade. No figure is timed here (see ``bench/``)."""
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -154,12 +155,14 @@ def _sample(wall, first, steady, cpu=10.0):
 
 
 def _samples(j2_wall, rounds=3):
-    """Rounds in which plain execution takes 40 s, ``-j 1`` 6 s and ``-j 2`` ``j2_wall`` s."""
+    """Rounds in which plain execution takes 40 s, ``-j 1`` 6 s, ``-j 2`` ``j2_wall`` s and two
+    ``-j 1`` on half the class each 4.8 s."""
     return [
         {
             "plain": _sample(40.0, 2.0, 2.0, cpu=30.0),
             "j1": _sample(6.0, 1.25, 0.25),
             "j2": _sample(j2_wall, 1.5, 0.2),
+            "halves": _sample(4.8, 1.6, 0.15),
         }
         for _ in range(rounds)
     ]
@@ -176,14 +179,78 @@ def test_a_missed_speedup_is_judged_and_explained():
     overhead, speedup, notes = grading._verdicts(_samples(5.0))
     assert overhead == pytest.approx(6.0 / 40.0) and speedup == pytest.approx(1.2)
     assert len(notes) == 1 and notes[0].startswith("Target missed: `-j 2` gave 1.20x")
+    assert "each on half the class and sharing nothing, gave 1.25x the throughput" in notes[0]
     rows = grading._rows(_samples(5.0))
-    assert [row[-1] for row in rows] == ["", "met", "missed"]
+    assert [row[-1] for row in rows] == ["", "met", "missed", ""]
+    assert rows[-1][0] == "two `autograde -j 1` at once, each on half the class"
+    assert rows[-1][4] == "0.12x (1.25x the throughput of -j 1)"
+    assert rows[-1][-2] == "for reference"
 
 
 def test_a_met_speedup_adds_no_note():
     _, speedup, notes = grading._verdicts(_samples(3.5))
     assert speedup == pytest.approx(6.0 / 3.5) and notes == []
-    assert [row[-1] for row in grading._rows(_samples(3.5))] == ["", "met", "met"]
+    assert [row[-1] for row in grading._rows(_samples(3.5))] == ["", "met", "met", ""]
+
+
+def _fake_measure(tmp_path, name, finished, code=0):
+    """A script that prints what ``measure`` prints for a run whose results came at ``finished``
+    seconds, after that long, and exits with ``code``."""
+    script = tmp_path / f"{name}.py"
+    report = json.dumps({"cpu": 0.5, "finished": finished})
+    script.write_text(
+        f"import sys, time\ntime.sleep({max(finished)})\n"
+        f"print({grading.MARKER!r} + {report!r})\nsys.exit({code})\n"
+    )
+    return script
+
+
+def test_runs_timed_together_merge_their_results(tmp_path, monkeypatch):
+    """Two runs started at once: the wall time is that of the later, the results of both are
+    merged in time order, the parents' CPU added."""
+    monkeypatch.setattr(grading, "CLASS_SIZE", 4)
+    a = _fake_measure(tmp_path, "a", [0.2, 0.4])
+    b = _fake_measure(tmp_path, "b", [0.1, 0.7])
+    calls = []
+    real_popen = grading.subprocess.Popen
+
+    def popen(argv, **kwargs):
+        calls.append(argv)
+        return real_popen([sys.executable, str(argv[-1])], **kwargs)
+
+    monkeypatch.setattr(grading.subprocess, "Popen", popen)
+    timings = grading._timed((["x", str(a)], None), (["x", str(b)], None))
+    assert len(calls) == 2
+    assert 0.7 <= timings["wall"] < 0.7 + 0.6  # at once: not 0.4 + 0.7
+    assert timings["parent_cpu"] == pytest.approx(1.0)
+    assert timings["first"] == pytest.approx(0.1)
+    assert timings["steady"] == pytest.approx((0.7 - 0.1) / 3)
+
+
+def test_a_failed_run_among_runs_timed_together_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading, "CLASS_SIZE", 2)
+    a = _fake_measure(tmp_path, "a", [0.1])
+    b = _fake_measure(tmp_path, "b", [0.1], code=3)
+    real_popen = grading.subprocess.Popen
+    monkeypatch.setattr(
+        grading.subprocess,
+        "Popen",
+        lambda argv, **kwargs: real_popen([sys.executable, str(argv[-1])], **kwargs),
+    )
+    with pytest.raises(RuntimeError, match=f"x {b} failed"):
+        grading._timed((["x", str(a)], None), (["x", str(b)], None))
+
+
+def test_the_class_splits_into_halves_that_each_mix_right_and_wrong(tmp_path):
+    paths = grading.make_class("01-chain-rule", tmp_path / "class")
+    halves = grading.split_class(paths, tmp_path / "halves")
+    students = [sorted(p.name for p in half.iterdir()) for half in halves]
+    assert students == [
+        [f"student-{k:02d}" for k in range(0, grading.CLASS_SIZE, 2)],
+        [f"student-{k:02d}" for k in range(1, grading.CLASS_SIZE, 2)],
+    ]
+    copied = halves[1] / "student-03" / paths[3].relative_to(paths[3].parent.parent)
+    assert copied.read_bytes() == paths[3].read_bytes()
 
 
 @pytest.mark.parametrize(
