@@ -168,25 +168,31 @@ def _timed(*runs):
     until the last ends, CPU of every process of them all, CPU of their main processes alone,
     time to the first result of any, and seconds per submission from the first result to the
     last (of all of them together)."""
-    before, start = _children_cpu(), time.perf_counter()
-    running = [
-        (
-            args,
+    with contextlib.ExitStack() as stack:
+        # Output goes to files: a pipe that is not read while the other runs could fill up and
+        # hold its run back.
+        logs = [[stack.enter_context(tempfile.TemporaryFile("w+")) for _ in "oe"] for _ in runs]
+        before, start = _children_cpu(), time.perf_counter()
+        processes = [
             subprocess.Popen(
                 [sys.executable, "-m", "bench.grading", "measure", *args],
                 env=env,
                 cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
                 text=True,
-            ),
-        )
-        for args, env in runs
-    ]
-    outputs = [(args, process, *process.communicate()) for args, process in running]
-    wall, cpu = time.perf_counter() - start, _children_cpu() - before
+            )
+            for (args, env), (out, err) in zip(runs, logs, strict=True)
+        ]
+        for process in processes:
+            process.wait()
+        wall, cpu = time.perf_counter() - start, _children_cpu() - before
+        for log in logs:
+            for file in log:
+                file.seek(0)
+        outputs = [(out.read(), err.read()) for out, err in logs]
     parent_cpu, finished = 0.0, []
-    for args, process, stdout, stderr in outputs:
+    for (args, _), process, (stdout, stderr) in zip(runs, processes, outputs, strict=True):
         if process.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{stdout[-2000:]}{stderr[-2000:]}")
         line = next(x for x in reversed(stdout.splitlines()) if x.startswith(MARKER))
