@@ -89,11 +89,11 @@ def split_class(paths, folder, parts=2):
     """Copy the class of ``paths`` (from ``make_class``) into ``parts`` folders below ``folder``,
     student k into part k mod ``parts``: each part mixes correct and wrong submissions. Returns
     the part folders."""
-    halves = [Path(folder) / f"part-{part}" for part in range(parts)]
+    folders = [Path(folder) / f"part-{part}" for part in range(parts)]
     for k, path in enumerate(paths):
         student = path.parent.parent
-        shutil.copytree(student, halves[k % parts] / student.name)
-    return halves
+        shutil.copytree(student, folders[k % parts] / student.name)
+    return folders
 
 
 def warm_masters(assignment):
@@ -171,7 +171,10 @@ def _timed(*runs):
     with contextlib.ExitStack() as stack:
         # Output goes to files: a pipe that is not read while the other runs could fill up and
         # hold its run back.
-        logs = [[stack.enter_context(tempfile.TemporaryFile("w+")) for _ in "oe"] for _ in runs]
+        logs = [
+            [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in ("stdout", "stderr")]
+            for _ in runs
+        ]
         before, start = _children_cpu(), time.perf_counter()
         processes = [
             subprocess.Popen(
