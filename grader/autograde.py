@@ -146,6 +146,7 @@ class _Pool:
     def __init__(self, jobs_n):
         from .forkserver import Template
 
+        before = {process.pid for process in multiprocessing.active_children()}
         self.template = Template(env=runner.kernel_env())  # first: its imports take longest
         forked = self.template.address is not None
         if forked:
@@ -166,6 +167,9 @@ class _Pool:
             self.executor.submit(_started)  # the first submit forks every worker
         if forked:
             gc.unfreeze()
+        # Its workers (those started so far, where they are spawned as needed): their kernel
+        # folders are removed when a worker is killed, or killed itself (see abort).
+        self.workers = {p.pid for p in multiprocessing.active_children()} - before
 
     def close(self):
         self.executor.shutdown(cancel_futures=True)
@@ -173,14 +177,19 @@ class _Pool:
 
     def abort(self):
         """End now: cancel what has not started, kill the workers (their kernels end with their
-        connections to the template) and remove their kernel folders, then end the template."""
+        connections to the template) and remove their kernel folders, then end the template.
+        Also how a pool ends once a notebook has killed one of its workers: the others are
+        killed at once, whatever they were doing (a worker that survives the pool's own end
+        leaves ``shutdown`` waiting for ever from Python 3.12), and the killed one's kernel
+        folders are removed too."""
         self.executor.shutdown(wait=False, cancel_futures=True)
         workers = multiprocessing.active_children()
         for worker in workers:
             worker.kill()
         for worker in workers:
             worker.join(timeout=5)
-            runner.remove_kernel_folders(worker.pid)
+        for pid in self.workers | {worker.pid for worker in workers}:
+            runner.remove_kernel_folders(pid)
         self.template.close()
 
 
@@ -210,7 +219,7 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
             pool = _Pool(jobs_n)
         graded = _grade_all(pool.executor, todo, jobs_n, progress) if todo else _Graded()
         if graded.lost:
-            pool.close()
+            pool.abort()
             pool = None
             graded = _grade_lost(graded, jobs_n, out)
     except KeyboardInterrupt as stop:
@@ -265,7 +274,10 @@ def _grade_lost(graded, jobs_n, out):
             pool.abort()
             recorded = len(graded.results) + getattr(stop, "recorded", 0)
             raise GradingInterrupted(recorded) from None
-        pool.close()
+        if again.lost:
+            pool.abort()
+        else:
+            pool.close()
         graded.results += again.results
         graded.failures += again.failures
         if len(again.lost) == 1 and len(batch) == 1:

@@ -25,10 +25,12 @@ in a folder of the worker's own while the current notebook runs, and moved to th
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import multiprocessing.util
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -366,6 +368,7 @@ async def _attempt(nb, cwd, limits, deadline, log, next_kernel, reset):
         client.km = await _KERNELS.start(cwd)
     log.kernels += 1
     async with client.async_setup_kernel():
+        _end_on_sigterm()
         if moved:
             await _enter(client, cwd)
         # The next notebook's kernel is asked for while this one's cells run.
@@ -377,6 +380,17 @@ async def _attempt(nb, cwd, limits, deadline, log, next_kernel, reset):
                 # only a head start: a kernel that failed to start is started again when needed
                 await asyncio.gather(starting, return_exceptions=True)
         await _kill(client.km)
+
+
+def _end_on_sigterm():
+    """Undo what nbclient's ``async_setup_kernel`` does with SIGTERM in this process: it catches
+    it, shuts the kernel down and goes on. A grading worker must end on it: that is how a
+    ``ProcessPoolExecutor`` ends the workers of a pool that broke, and from Python 3.12 it waits
+    for them to exit (a worker that lived on left the grader waiting forever). Its kernels end
+    with it: a forked one when its connection to the template closes (see forkserver), another
+    when it sees its parent gone (jupyter_client tells it which process that is)."""
+    with contextlib.suppress(RuntimeError, NotImplementedError, ValueError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
 
 async def _run_cells(client, nb, limits, deadline, log, reset):

@@ -459,6 +459,60 @@ def test_a_killed_grader_leaves_no_process_behind(grading_run):
             grading.kill()
 
 
+RUN_AS_A_WORKER = """
+import os
+from pathlib import Path
+import nbformat
+from grader import runner
+runner.prepare()  # as a grading worker does: kernels forked from a template
+nb = nbformat.v4.new_notebook()
+nb.cells = [nbformat.v4.new_code_cell(
+    "import os, time\\n"
+    "open('pid.tmp', 'w').write(str(os.getpid()))\\n"
+    "os.replace('pid.tmp', 'kernel.pid')\\n"
+    "time.sleep(60)"
+)]
+runner.run(nb, Path.cwd(), runner.Limits(cell=120, notebook=120))
+"""
+
+
+def test_a_worker_ends_on_sigterm_in_the_middle_of_a_notebook(tmp_path):
+    """nbclient catches SIGTERM while it runs a notebook, and goes on; a grading worker ends on
+    it, as the worker pool that sends it expects, and the notebook's kernel ends with it."""
+    import signal
+    import time
+
+    kernel_pid = tmp_path / "kernel.pid"
+    with tempfile.TemporaryDirectory(prefix="t") as temporary:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", RUN_AS_A_WORKER],
+            cwd=tmp_path,
+            env=os.environ | {"TMPDIR": temporary},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not kernel_pid.exists() and worker.poll() is None:
+                assert time.monotonic() < deadline, "the notebook never started"
+                time.sleep(0.05)
+            assert kernel_pid.exists(), worker.communicate()[0][-3000:]
+            kernel = _descendants(worker.pid)
+            kernel = [p for p in kernel if p.pid == int(kernel_pid.read_text())]
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        assert worker.returncode == -signal.SIGTERM, worker.stdout.read()[-3000:]
+        deadline = time.monotonic() + 15
+        while _running(kernel) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert kernel and not _running(kernel), _described(kernel)
+
+
 def test_a_grading_run_leaves_nothing_in_the_temporary_folder(grading_run):
     """The workers' kernel folders (spare kernels, sockets) and the template's go when the
     run ends; a worker is a multiprocessing child, which ends without running atexit hooks."""
@@ -521,14 +575,28 @@ def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
     tiny_class, tmp_path, monkeypatch, capsys
 ):
     """A notebook that kills the process grading it breaks the worker pool, and every job in
-    it is lost: those are graded again, and only the notebook that does it again is blamed."""
+    it is lost: those are graded again, and only the notebook that does it again is blamed.
+    The pool's other workers are ended at once, even one that lives on after the pool's
+    SIGTERM (from Python 3.12 the pool would wait for it for ever), and no worker leaves a
+    kernel folder behind."""
+    import signal
+    import time
+
     from grader import autograde
 
     real_run = runner.run
+    sleeping, slept = tmp_path / "sleeping", tmp_path / "slept"
 
     def run(nb, cwd, *args, **kwargs):
-        if Path(cwd).parent.name == "bob":
+        student = Path(cwd).parent.name
+        if student == "bob":
             os._exit(1)  # as a notebook that kills the process running it
+        if student == "alice" and not sleeping.exists():  # in the first pool only
+            sleeping.touch()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(30)  # the pool breaks meanwhile
+            slept.touch()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return real_run(nb, cwd, *args, **kwargs)
 
     monkeypatch.setattr(runner, "run", run)  # the workers are forked with it
@@ -537,12 +605,18 @@ def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
     monkeypatch.setenv(course.WORKSPACE_ENV, str(workspace))
     assert main(["collect", str(folder)]) == 0
     shutil.rmtree(workspace / "submitted" / "dave")  # an endless loop: slow
-    code = main(["autograde", "-j", "2", "--cell-timeout", "10"])
+    # a temporary folder of this test's own, with a path short enough for a socket's
+    with tempfile.TemporaryDirectory(prefix="t") as temporary:
+        monkeypatch.setattr(tempfile, "tempdir", temporary)
+        code = main(["autograde", "-j", "2", "--cell-timeout", "10"])
+        left = sorted(path.name for path in Path(temporary).iterdir())
     out = capsys.readouterr().out
     assert code == 1, out
     assert f"grader error on bob/{A}: {autograde.LOST}" in out
     graded = {path.stem for path in (workspace / "results" / A).glob("*.json")}
     assert graded == set(CLASS) - {"bob", "dave"}
+    assert sleeping.exists() and not slept.exists(), "the pool waited for a worker it had ended"
+    assert left == [], left
 
 
 def test_without_a_template_workers_are_spawned_and_grade_the_same(graded, tmp_path, monkeypatch):
