@@ -181,11 +181,12 @@ class _Pool:
         Also how a pool ends once a notebook has killed one of its workers: the others are
         killed at once, whatever they were doing (a worker that survives the pool's own end
         leaves ``shutdown`` waiting for ever from Python 3.12), and the killed one's kernel
-        folders are removed too."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        folders are removed too. The workers are killed first: from Python 3.12 a pool that
+        broke holds the lock ``shutdown`` takes while it waits for them."""
         workers = multiprocessing.active_children()
         for worker in workers:
             worker.kill()
+        self.executor.shutdown(wait=False, cancel_futures=True)
         for worker in workers:
             worker.join(timeout=5)
         for pid in self.workers | {worker.pid for worker in workers}:
