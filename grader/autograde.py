@@ -167,13 +167,20 @@ class _Pool:
             self.executor.submit(_started)  # the first submit forks every worker
         if forked:
             gc.unfreeze()
-        # Its workers (those started so far, where they are spawned as needed): their kernel
-        # folders are removed when a worker is killed, or killed itself (see abort).
+        # Its workers (those started so far, where they are spawned as needed), whose kernel
+        # folders are removed when the pool ends.
         self.workers = {p.pid for p in multiprocessing.active_children()} - before
 
     def close(self):
         self.executor.shutdown(cancel_futures=True)
+        self._remove_kernel_folders()
         self.template.close()
+
+    def _remove_kernel_folders(self):
+        """Remove what is left of the kernel folders of this pool's workers, which are gone: a
+        worker removes its own as it ends, but not when it is killed."""
+        for pid in self.workers:
+            runner.remove_kernel_folders(pid)
 
     def abort(self):
         """End now: cancel what has not started, kill the workers (their kernels end with their
@@ -189,8 +196,8 @@ class _Pool:
         self.executor.shutdown(wait=False, cancel_futures=True)
         for worker in workers:
             worker.join(timeout=5)
-        for pid in self.workers | {worker.pid for worker in workers}:
-            runner.remove_kernel_folders(pid)
+        self.workers |= {worker.pid for worker in workers}
+        self._remove_kernel_folders()
         self.template.close()
 
 

@@ -584,21 +584,30 @@ def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
 
     from grader import autograde
 
-    real_run = runner.run
+    real_run, real_pool = runner.run, autograde._Pool.__init__
+    pools = []  # as the workers see it: they are forked while their pool is made
     sleeping, slept = tmp_path / "sleeping", tmp_path / "slept"
 
+    def pool(self, jobs_n):
+        pools.append(jobs_n)
+        real_pool(self, jobs_n)
+
     def run(nb, cwd, *args, **kwargs):
-        student = Path(cwd).parent.name
+        student, first_pool = Path(cwd).parent.name, len(pools) == 1
         if student == "bob":
+            deadline = time.monotonic() + 60
+            while first_pool and not sleeping.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the other worker is in alice's notebook
             os._exit(1)  # as a notebook that kills the process running it
-        if student == "alice" and not sleeping.exists():  # in the first pool only
-            sleeping.touch()
+        if student == "alice" and first_pool:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            sleeping.touch()
             time.sleep(30)  # the pool breaks meanwhile
             slept.touch()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return real_run(nb, cwd, *args, **kwargs)
 
+    monkeypatch.setattr(autograde._Pool, "__init__", pool)
     monkeypatch.setattr(runner, "run", run)  # the workers are forked with it
     _, _, folder, _ = tiny_class
     workspace = tmp_path / "workspace"
