@@ -173,12 +173,14 @@ class _Pool:
 
     def close(self):
         self.executor.shutdown(cancel_futures=True)
-        self._remove_kernel_folders()
-        self.template.close()
+        self._end_template()
 
-    def _remove_kernel_folders(self):
-        """Remove what is left of the kernel folders of this pool's workers, which are gone: a
-        worker removes its own as it ends, but not when it is killed."""
+    def _end_template(self):
+        """End the template and every kernel, then remove what is left of the kernel folders of
+        this pool's workers, which are gone: a worker removes its own as it ends, but not when
+        it is killed. The kernels go first: one that was starting could still bind its sockets
+        in its worker's folder after that folder was removed."""
+        self.template.close()
         for pid in self.workers:
             runner.remove_kernel_folders(pid)
 
@@ -197,8 +199,7 @@ class _Pool:
         for worker in workers:
             worker.join(timeout=5)
         self.workers |= {worker.pid for worker in workers}
-        self._remove_kernel_folders()
-        self.template.close()
+        self._end_template()
 
 
 def _probably_work(ids):
