@@ -185,13 +185,12 @@ class _Pool:
             runner.remove_kernel_folders(pid)
 
     def abort(self):
-        """End now: cancel what has not started, kill the workers (their kernels end with their
-        connections to the template) and remove their kernel folders, then end the template.
-        Also how a pool ends once a notebook has killed one of its workers: the others are
-        killed at once, whatever they were doing (a worker that survives the pool's own end
-        leaves ``shutdown`` waiting for ever from Python 3.12), and the killed one's kernel
-        folders are removed too. The workers are killed first: from Python 3.12 a pool that
-        broke holds the lock ``shutdown`` takes while it waits for them."""
+        """End now: kill the workers, cancel what has not started, then end the template and
+        remove the workers' kernel folders (``_end_template``). Also how a pool ends once a
+        notebook has killed one of its workers: the others are killed at once, whatever they
+        were doing. The workers are killed first: from Python 3.12 a pool that broke holds the
+        lock ``shutdown`` takes while it waits for them, and one that survived its SIGTERM
+        would be waited for ever."""
         workers = multiprocessing.active_children()
         for worker in workers:
             worker.kill()
