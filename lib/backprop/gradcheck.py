@@ -291,7 +291,8 @@ CANDIDATE_ADVICE = {
     "axis=0, one entry per output unit.",
     "log-epsilon": "{name} adds a small constant inside the log, log(y + 1e-7): that moves the "
     "loss of every small probability y by about 1e-7 / y; take the log of the probability as it "
-    "is (a stable softmax never gives exactly 0), or clip with np.maximum(y, tiny).",
+    "is, or clip with np.maximum(y, np.finfo(float).tiny) (a stable softmax gives exactly 0 only "
+    "to a score more than about 745 below the largest).",
     "missing-learnrate": "{name} is the error term times the input without the learning rate.",
     # numerical derivatives
     "forward-difference": "{name} matches the forward difference (f(x + h) - f(x)) / h, whose "
@@ -497,7 +498,7 @@ def check_backward(backward, dout, name="dx"):
         fail(
             name,
             "modified-dout",
-            "backward changed dout in place (e.g. dout[mask] = 0): work on a copy or use "
+            "backward changed dout in place (e.g. dout[~mask] = 0): work on a copy or use "
             "dout * mask, since dout may be used again elsewhere in the graph.",
         )
     outputs = result if isinstance(result, tuple) else (result,)
