@@ -140,6 +140,9 @@ def running_lab(extra_args=(), startup_timeout=60, workspace=None):
             f"--LabApp.app_settings_dir={settings}",
             f"--LabApp.user_settings_dir={tmp / 'user-settings'}",
             f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+            # An absolute checkpoint folder takes the place of each notebook folder's own
+            # .ipynb_checkpoints: opening a notebook leaves nothing in the repository.
+            f"--FileCheckpoints.checkpoint_dir={tmp / 'checkpoints'}",
             *extra_args,
         ]
         for attempt in range(1, PORT_ATTEMPTS + 1):

@@ -48,10 +48,20 @@ def require(*paths):
         pytest.skip(f"not in the repository yet: {', '.join(missing)}")
 
 
+def checkpoint_folders():
+    """The .ipynb_checkpoints folders of the course's notebook folders."""
+    return {
+        p for top in ("solutions", "notebooks") for p in REPO.glob(f"{top}/*/.ipynb_checkpoints")
+    }
+
+
 @pytest.fixture(scope="module")
 def lab():
+    before = checkpoint_folders()
     with running_lab(extra_args=["--LabApp.expose_app_in_browser=True"]) as server:
         yield server
+    left = checkpoint_folders() - before
+    assert not left, f"JupyterLab left checkpoints in the repository: {sorted(map(str, left))}"
 
 
 @pytest.fixture(scope="module")
