@@ -51,21 +51,28 @@ def _jupyter(*args):
 
 def doctor(quiet=False, fix=True):
     """Report (and with ``fix``, enable) what is missing; 0 when all is in place, else 1."""
-    problems = []
+    problems, enabled = [], []
     for name, state in lab_status().items():
         if state is None:
             problems.append(f"lab extension {name} ({LAB_EXTENSIONS[name]}) is not installed")
         elif not state and fix:
             for level in ("user", "sys_prefix"):  # a disable at either level hides it
                 _jupyter("labextension", "enable", f"--level={level}", name)
+            enabled.append(name)
         elif not state:
             problems.append(f"lab extension {name} is disabled")
     missing = [name for name in SERVER_EXTENSIONS if name not in server_enabled()]
     for name in missing:
         if fix:
             _jupyter("server", "extension", "enable", "--sys-prefix", name)
+            enabled.append(name)
         else:
             problems.append(f"server extension {name} is not enabled")
+    if enabled:
+        print(
+            f"doctor: enabled {', '.join(enabled)}; a JupyterLab that is already running sees "
+            "it once restarted (stop it, then `make lab`)"
+        )
     for problem in problems:
         print(f"doctor: {problem}; run `make lab` again, or `pip install -e .` in .venv")
     if not workspace().is_relative_to(REPO):

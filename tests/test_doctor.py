@@ -23,6 +23,7 @@ def test_doctor_finds_and_fixes_a_disabled_widget_extension(capsys):
         assert "is disabled" in capsys.readouterr().out
         assert doctor(fix=True) == 0
         assert lab_status()[WIDGETS] is True
+        assert f"enabled {WIDGETS}; a JupyterLab that is already running" in capsys.readouterr().out
     finally:
         subprocess.run(
             [sys.executable, "-m", "jupyter", "labextension", "enable", "--level=user", WIDGETS],
