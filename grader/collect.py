@@ -120,6 +120,19 @@ def _unicode_path(extra, raw):
     return None
 
 
+def _member(archive, info):
+    """The bytes of zip member ``info``; ``ValueError`` (the file is skipped, with why) when
+    they cannot be had: damaged in the zip, encrypted, or compressed in a way Python lacks."""
+    try:
+        return archive.read(info)
+    except RuntimeError as error:  # zipfile's way to say it needs a password
+        raise ValueError("encrypted in the zip: zip it again without a password") from error
+    except NotImplementedError as error:
+        raise ValueError(f"compressed in a way that cannot be read here ({error})") from error
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise ValueError(f"damaged in the zip ({error}): download or zip it again") from error
+
+
 def _entries(source):
     source = Path(source)
     if source.is_dir():
@@ -131,7 +144,9 @@ def _entries(source):
         archive = zipfile.ZipFile(source)
         named = sorted((_zip_name(info), info) for info in archive.infolist() if not info.is_dir())
         for name, info in named:
-            yield Entry(PurePosixPath(name), lambda i=info: archive.read(i))
+            yield Entry(PurePosixPath(name), lambda i=info: _member(archive, i))
+    elif not source.exists():
+        raise course.UsageError(f"{source}: no such folder or file")
     else:
         raise course.UsageError(f"{source}: not a folder or a zip file")
 

@@ -307,3 +307,51 @@ def _answered_otherwise(blank):
     cell = next(c for c in nb.cells if nh.is_answer(c))
     cell.source += "\n# my attempt"
     return nb
+
+
+def _damaged(zipped, name, how):
+    """Damage member ``name`` of the zip at ``zipped``: ``"data"`` flips a byte of its
+    compressed data, ``"encrypted"`` marks it encrypted (as a zip tool with a password does)."""
+    raw = bytearray(zipped.read_bytes())
+    with zipfile.ZipFile(zipped) as z:
+        info = z.getinfo(name)
+    local = info.header_offset
+    if how == "data":
+        size = struct.unpack("<HH", raw[local + 26 : local + 30])
+        start = local + 30 + size[0] + size[1]
+        raw[start + info.compress_size // 2] ^= 0xFF
+    else:
+        raw[local + 6] |= 1  # general purpose flag, bit 0: encrypted
+        central = raw.index(b"PK\x01\x02")
+        while struct.unpack("<L", raw[central + 42 : central + 46])[0] != local:
+            central = raw.index(b"PK\x01\x02", central + 4)
+        raw[central + 8] |= 1
+    zipped.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [
+        ("data", "damaged in the zip"),
+        ("encrypted", "encrypted in the zip: zip it again without a password"),
+    ],
+)
+def test_a_damaged_or_encrypted_notebook_in_a_zip_is_skipped_with_why(
+    submitted, tmp_path, capsys, how, why
+):
+    one = nbformat.writes(nh.student_notebook(ONE))
+    zipped = tmp_path / "class.zip"
+    with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"alice/{ONE}/chain_rule.ipynb", one)
+        z.writestr(f"bob/{ONE}/chain_rule.ipynb", one)
+    _damaged(zipped, f"bob/{ONE}/chain_rule.ipynb", how)
+    code, _, err = _collect(zipped, capsys)
+    assert _notebooks(submitted) == [f"alice/{ONE}/chain_rule.ipynb"]
+    assert len(err) == 1 and err[0].startswith(f"skipped bob/{ONE}/chain_rule.ipynb: {why}")
+    assert code == 1
+
+
+def test_a_source_that_does_not_exist_is_named_so(submitted, tmp_path, capsys):
+    code, out, err = _collect(tmp_path / "nowhere.zip", capsys)
+    assert (code, out) == (2, [])
+    assert err == [f"error: {tmp_path / 'nowhere.zip'}: no such folder or file"]
