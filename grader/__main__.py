@@ -7,15 +7,34 @@ or written (``OSError``) end the command with one line on stderr and exit code 2
 
 import argparse
 import gc
+import math
 import os
 import sys
 
 from . import course
 
 
+def _seconds(text):
+    """A time limit given on the command line: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def _folder(text):
+    """A folder given on the command line: not empty (an unset shell variable, say)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name is no folder")
+    return text
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
-    parser.add_argument("--workspace", metavar="DIR", help="grading workspace folder")
+    parser.add_argument("--workspace", type=_folder, metavar="DIR", help="grading workspace folder")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("release", help="generate notebooks/ from solutions/")
@@ -32,8 +51,8 @@ def _parser():
     p = sub.add_parser("autograde", help="grade new or changed submissions in parallel")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N")
-    p.add_argument("--cell-timeout", type=float, default=30.0, metavar="SEC")
-    p.add_argument("--notebook-timeout", type=float, default=600.0, metavar="SEC")
+    p.add_argument("--cell-timeout", type=_seconds, default=30.0, metavar="SEC")
+    p.add_argument("--notebook-timeout", type=_seconds, default=600.0, metavar="SEC")
     p.add_argument("--force", action="store_true", help="grade again even if unchanged")
 
     p = sub.add_parser("feedback", help="one HTML page per student and assignment")
@@ -120,7 +139,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     # nbgrader starts `alembic` by name: this environment's executables come first.
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
-    if args.workspace:
+    if args.workspace is not None:
         os.environ[course.WORKSPACE_ENV] = os.path.abspath(args.workspace)
     try:
         return run(args)

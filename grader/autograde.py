@@ -80,7 +80,10 @@ def plan(ids, limits, force=False):
                 key = _key(path, master, limits)
                 old = load_result(aid, student_dir.name)
                 graded = course.folder("autograded") / student_dir.name / aid / path.name
-                if not force and old and old.get("key") == key and graded.exists():
+                # A grader error left by the last run is graded again, even where an older
+                # result is still up to date.
+                failed = failure_path(aid, student_dir.name).exists()
+                if not force and old and old.get("key") == key and graded.exists() and not failed:
                     unchanged += 1
                     continue
                 jobs.append(
@@ -245,7 +248,7 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
             pool.close()
     for name, error in graded.failures:
         out(f"grader error on {name}: {error}")
-    out(summary(ids, graded.results, unchanged))
+    out(summary(ids, graded.results, unchanged, failed=len(graded.failures)))
     return graded.results, graded.failures, unchanged
 
 
@@ -372,8 +375,9 @@ def _grade_all(pool, todo, jobs_n, progress):
     return graded
 
 
-def summary(ids, results, unchanged):
-    """A plain-text table: per assignment, how many were graded, their mean score and flags."""
+def summary(ids, results, unchanged, failed=0):
+    """A plain-text table: per assignment, how many were graded, their mean score and flags;
+    then the counts (``failed``: submissions that a grader error left without a grade)."""
     rows = [("assignment", "graded", "mean score", "max", "flagged", "sec/nb")]
     for aid in ids:
         mine = [r for r in results if r["assignment"] == aid]
@@ -398,8 +402,13 @@ def summary(ids, results, unchanged):
         for r in results
         if r["flags"]
     )
-    text = format_table(rows) if len(rows) > 1 else "nothing new to grade"
+    if len(rows) > 1:
+        text = format_table(rows)
+    else:
+        text = "nothing graded" if failed else "nothing new to grade"
     text += f"\n{len(results)} graded, {unchanged} unchanged"
+    if failed:
+        text += f", {failed} failed (grader errors above)"
     if flagged:
         text += "\nflagged:\n" + "\n".join(flagged)
     return text

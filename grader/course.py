@@ -31,12 +31,13 @@ def assignments():
 
 
 def known(ids):
-    """``ids``, once each is known to be an assignment in ``solutions/``; else ``UsageError``."""
+    """``ids`` without repeats, once each is known to be an assignment in ``solutions/``; else
+    ``UsageError``."""
     names = assignments()
     unknown = [a for a in ids if a not in names]
     if unknown:
         raise UsageError(f"unknown assignment(s): {', '.join(unknown)} (known: {', '.join(names)})")
-    return list(ids)
+    return list(dict.fromkeys(ids))
 
 
 def source_notebooks(assignment):

@@ -27,6 +27,7 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import math
 import multiprocessing.util
 import os
 import shutil
@@ -135,7 +136,7 @@ def _client(nb, cwd, limits, deadline):
     return NotebookClient(
         nb,
         kernel_name="python3",
-        timeout=limits.cell,
+        timeout=math.ceil(limits.cell),  # nbclient wants whole seconds; timeout_for rules
         timeout_func=timeout_for,
         interrupt_on_timeout=False,
         allow_errors=True,

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
 
 import tiny_course as tiny  # noqa: E402
 
-from grader import course, runner  # noqa: E402
+from grader import autograde, course, runner  # noqa: E402
 from grader.__main__ import main  # noqa: E402
 from grader.master import grade_id  # noqa: E402
 
@@ -290,6 +290,52 @@ def test_rerun_grades_only_changed_submissions(graded, capsys):
     for s in CLASS:
         if s != "bob":
             assert result(s) == before[s]
+
+
+def test_a_grader_error_is_graded_again_though_an_older_result_is_current(graded, capsys):
+    """A run that failed on a submission (a grader error) leaves its ``.error`` beside an older
+    result whose key is still current: the next run grades it again and clears the error."""
+    error = autograde.failure_path(A, "bob")
+    error.write_text("RuntimeError: as a failed run leaves it\n")
+    assert main(["autograde", "-j", "1", "--cell-timeout", "10", "--notebook-timeout", "120"]) == 0
+    assert "1 graded, 10 unchanged" in capsys.readouterr().out
+    assert not error.exists()
+
+
+def test_a_run_whose_every_submission_failed_says_so():
+    text = autograde.summary([A], [], 0, failed=2)
+    assert text == "nothing graded\n0 graded, 0 unchanged, 2 failed (grader errors above)"
+    assert autograde.summary([A], [], 3).endswith("nothing new to grade\n0 graded, 3 unchanged")
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["autograde", "--cell-timeout", "0"], "0 is not a positive number of seconds"),
+        (["autograde", "--notebook-timeout", "-5"], "-5 is not a positive number of seconds"),
+        (["autograde", "--cell-timeout", "inf"], "inf is not a positive number of seconds"),
+        (["autograde", "--cell-timeout", "ten"], "'ten' is not a number of seconds"),
+        (["--workspace", "", "autograde"], "an empty name is no folder"),
+    ],
+)
+def test_a_time_limit_or_workspace_that_makes_no_sense_is_refused(capsys, args, why):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(why)
+
+
+def test_a_time_limit_in_fractions_of_a_second_is_taken(tmp_path):
+    """nbclient keeps its fallback time limit in whole seconds; the grader's own, per cell, is
+    the one given."""
+    limits = runner.Limits(cell=2.5)
+    client = runner._client(nbformat.v4.new_notebook(), tmp_path, limits, deadline=1e12)
+    assert client.timeout == 3
+    assert client.timeout_func(None) == 2.5
+
+
+def test_an_assignment_named_twice_is_graded_once(graded):
+    assert course.known([A, A]) == [A]
 
 
 def test_runner_notebook_time_limit(tmp_path):
