@@ -51,6 +51,20 @@ def folder(name):
     return workspace() / name
 
 
+def output_file(to, default):
+    """Where a command writes the file the instructor asked for: ``to``, else ``default`` (in
+    ``exports/``). ``UsageError`` for a place in the workspace outside ``exports/``: those
+    files (the gradebook, the submissions, the results) are the grader's own."""
+    path = Path(to) if to else default
+    inside = path.resolve().is_relative_to(workspace())
+    if inside and not path.resolve().is_relative_to(folder("exports")):
+        raise UsageError(
+            f"{path}: the grading workspace keeps its own files there; write to its exports/ "
+            "folder or outside the workspace"
+        )
+    return path
+
+
 TIMESTAMP = "timestamp.txt"  # in submitted/<student>/<assignment>/, as nbgrader keeps it
 
 

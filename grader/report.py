@@ -8,7 +8,6 @@ as a table, and written as an HTML page with a bar chart plus the same data as J
 import html
 import json
 from collections import Counter
-from pathlib import Path
 
 from . import course
 from .classresults import NOTHING_GRADED, exercises, graded_assignments, results
@@ -103,15 +102,19 @@ def html_page(rows):
 
 
 def report(to=None, out=print):
-    """Print the table; write the HTML page (and ``report.json`` beside it); returns the rows."""
+    """Print the table; write the HTML page ``to`` (default ``exports/report.html``), and its
+    rows as JSON beside it (``report.json``); returns the rows. ``UsageError`` when nothing
+    has been graded yet."""
+    page = course.output_file(to, course.folder("exports") / "report.html")
+    if page.suffix.lower() not in (".html", ".htm"):
+        raise course.UsageError(f"{page}: the report is a web page, name it .html")
     rows = class_report()
     if not rows:
-        out(NOTHING_GRADED)
-        return rows
-    page = Path(to) if to else course.folder("exports") / "report.html"
+        raise course.UsageError(NOTHING_GRADED)
+    data = page.with_suffix(".json")
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(html_page(rows), encoding="utf-8")
-    page.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    data.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     out(text_table(rows))
-    out(f"report: {page}")
+    out(f"report: {page} (its rows: {data})")
     return rows

@@ -3,6 +3,7 @@ hidden tests into their feedback, a submission nbgrader cannot render, and comma
 bad input or in the wrong order (one line on stderr, no traceback, a non-zero exit code)."""
 
 import html
+import json
 import os
 import pathlib
 import re
@@ -181,9 +182,35 @@ def test_feedback_and_export_before_autograde_say_nothing_was_graded(tmp_path, c
     assignment = course.assignments()[0]
     err = one_line_error(capsys, ["--workspace", str(tmp_path), "feedback", assignment])
     assert f"nothing graded for {assignment} yet" in err and "autograde" in err
-    err = one_line_error(capsys, ["--workspace", str(tmp_path), "export"])
-    assert "nothing graded yet" in err and "autograde" in err
-    assert not (tmp_path / "exports" / "grades.csv").exists()
+    for command in ("export", "report"):
+        err = one_line_error(capsys, ["--workspace", str(tmp_path), command])
+        assert "nothing graded yet" in err and "autograde" in err
+    assert not (tmp_path / "exports").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["export", "--to", "{workspace}/gradebook.db"], "the grading workspace keeps its own"),
+        (["report", "--html", "{workspace}/submitted/r.html"], "the grading workspace keeps its"),
+        (["report", "--html", "{tmp}/r.json"], "the report is a web page, name it .html"),
+    ],
+)
+def test_an_output_over_the_graders_own_files_is_refused(graded, tmp_path, capsys, args, why):
+    workspace = course.workspace()
+    gradebook = (workspace / "gradebook.db").read_bytes()
+    args = [a.format(workspace=workspace, tmp=tmp_path) for a in args]
+    err = one_line_error(capsys, args)
+    assert why in err
+    assert (workspace / "gradebook.db").read_bytes() == gradebook
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_the_report_says_where_its_rows_went(graded, tmp_path, capsys):
+    assert main(["report", "--html", str(tmp_path / "class.html")]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {tmp_path / 'class.html'} (its rows: {tmp_path / 'class.json'})" in out
+    assert json.loads((tmp_path / "class.json").read_text())
 
 
 def test_export_to_a_folder_is_one_line(graded, tmp_path, capsys):
