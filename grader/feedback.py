@@ -133,6 +133,7 @@ def feedback(ids=None, out=print):
     written or had to be withheld (each named on stderr)."""
     ids = _assignments(ids)
     problems = []
+    before = _pages(ids)
     total = sum(len(graded_notebooks(aid)) for aid in ids)
     with progress.bar(total, "feedback", "page") as bar:
         for aid in ids:
@@ -141,6 +142,16 @@ def feedback(ids=None, out=print):
         problems += withhold_leaks(aid)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    pages = sum(len(list(course.folder("feedback").glob(f"*/{aid}/*.html"))) for aid in ids)
-    out(f"{pages} feedback page(s) in {course.folder('feedback')}")
+    pages = _pages(ids)
+    written = sum(1 for page, stamp in pages.items() if before.get(page) != stamp)
+    line = f"{written} feedback page(s) written in {course.folder('feedback')}"
+    if len(pages) > written:
+        line += f"; {len(pages) - written} older one(s) there were left as they were"
+    out(line)
     return 1 if problems else 0
+
+
+def _pages(ids):
+    """``{path: modification time}`` of the feedback pages of the assignments ``ids``."""
+    pages = (p for aid in ids for p in course.folder("feedback").glob(f"*/{aid}/*.html"))
+    return {page: page.stat().st_mtime_ns for page in pages}

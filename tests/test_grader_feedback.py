@@ -101,9 +101,19 @@ def test_a_page_that_cannot_be_rendered_names_its_student_and_the_others_get_the
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "oscar" in lines[0] and "Traceback" not in err, err
-    assert "4 feedback page(s)" in out, out
+    assert "4 feedback page(s) written" in out and "older" not in out, out
     pages = sorted(p.parent.parent.name for p in course.folder("feedback").glob(f"*/{A}/*.html"))
     assert pages == ["alice", "mallory", "nina", "pablo"]
+
+
+def test_pages_left_from_an_earlier_run_are_not_counted_as_written(
+    feedback_run, capsys, monkeypatch
+):
+    monkeypatch.setattr(feedback, "render", lambda aid, bar: [f"no feedback for {aid}: disk full"])
+    assert main(["feedback"]) == 1
+    out = capsys.readouterr().out
+    assert "0 feedback page(s) written" in out
+    assert "; 4 older one(s) there were left as they were" in out
 
 
 def test_printed_cell_sources_show_no_hidden_test(feedback_run):
