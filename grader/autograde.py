@@ -218,11 +218,18 @@ def _probably_work(ids):
 def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=True):
     """Grade; returns ``(results, failures, unchanged)``."""
     limits = limits or Limits()
-    jobs_n = max(1, jobs_n)
     submitted = course.folder("submitted")
+    named = ids
     ids = course.known(
         ids or [a for a in course.assignments() if any(submitted.glob(f"*/{a}/*.ipynb"))]
     )
+    notebooks = sum(1 for aid in ids for _ in submitted.glob(f"*/{aid}/*.ipynb"))
+    if not notebooks:
+        which = f" for {', '.join(ids)}" if named else ""
+        raise course.UsageError(
+            f"nothing collected{which} yet: run `python -m grader collect` first"
+        )
+    jobs_n = min(max(1, jobs_n), notebooks)  # no more workers than notebooks
     pool = _Pool(jobs_n) if force or _probably_work(ids) else None
     try:
         todo, unchanged = plan(ids, limits, force)

@@ -198,6 +198,14 @@ def test_feedback_and_export_before_autograde_say_nothing_was_graded(tmp_path, c
     assert not (tmp_path / "exports").exists()
 
 
+def test_autograde_before_collect_says_nothing_was_collected(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])
+    assignment = course.assignments()[0]
+    for named, which in (([], ""), ([assignment], f" for {assignment}")):
+        err = one_line_error(capsys, ["--workspace", str(tmp_path), "autograde", *named])
+        assert err == f"error: nothing collected{which} yet: run `python -m grader collect` first\n"
+
+
 @pytest.mark.parametrize(
     ("args", "why"),
     [

@@ -334,6 +334,22 @@ def test_a_time_limit_in_fractions_of_a_second_is_taken(tmp_path):
     assert client.timeout_func(None) == 2.5
 
 
+def test_a_pool_has_no_more_workers_than_notebooks(graded, monkeypatch):
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def pool(jobs_n):
+        asked.append(jobs_n)
+        raise Stop
+
+    monkeypatch.setattr(autograde, "_Pool", pool)
+    with pytest.raises(Stop):
+        autograde.autograde([A], jobs_n=500, force=True)
+    assert asked == [len(list(course.folder("submitted").glob(f"*/{A}/*.ipynb")))]
+
+
 def test_an_assignment_named_twice_is_graded_once(graded):
     assert course.known([A, A]) == [A]
 
