@@ -56,8 +56,8 @@ def output_file(to, default):
     ``exports/``). ``UsageError`` for a place in the workspace outside ``exports/``: those
     files (the gradebook, the submissions, the results) are the grader's own."""
     path = Path(to) if to else default
-    inside = path.resolve().is_relative_to(workspace())
-    if inside and not path.resolve().is_relative_to(folder("exports")):
+    where = path.resolve()
+    if where.is_relative_to(workspace()) and not where.is_relative_to(folder("exports")):
         raise UsageError(
             f"{path}: the grading workspace keeps its own files there; write to its exports/ "
             "folder or outside the workspace"
