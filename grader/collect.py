@@ -49,7 +49,7 @@ ID_MARKS = "_.@+-"  # allowed in a student id besides letters and digits
 UTF8_FLAG = 0x800  # a zip entry's flag: its name is UTF-8
 UNICODE_PATH = 0x7075  # Info-ZIP's extra field: the name in UTF-8, beside a legacy one
 MOODLE = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_[a-z]+_(?P<file>.*)$")
-CANVAS = re.compile(r"^(?P<name>.+?)(?:_late)?_(?P<uid>\d+)_\d+_(?P<file>.+)$", re.I)
+CANVAS = re.compile(r"^(?P<name>.+?)(?P<late>_late)?_(?P<uid>\d+)_\d+_(?P<file>.+)$", re.I)
 LAYOUTS = "student_id/assignment/notebook.ipynb, or a Moodle or Canvas download"
 IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 
@@ -72,6 +72,7 @@ class Found:
     folder: str | None
     origin: str
     name: str
+    late: bool = False  # a Canvas file marked late: handed in after one without the mark
 
 
 @dataclass
@@ -216,8 +217,10 @@ def _canvas(entry):
     match = CANVAS.match(entry.path.name)
     if not match:
         return None
-    origin = entry.path.parent / f"{entry.path.name[: match.end('uid')]}_*"
-    return Found(entry, _download_id(match["name"]), None, str(origin), match["file"])
+    # The student's on-time and late files come from one origin (one student, not two).
+    origin = entry.path.parent / f"{match['name']}_{match['uid']}_*"
+    late = match["late"] is not None
+    return Found(entry, _download_id(match["name"]), None, str(origin), match["file"], late)
 
 
 def _download_id(name):
@@ -415,15 +418,21 @@ def _folder_of(student, collected):
 
 def _one_per_name(items, skip):
     """Of a student's notebooks placed under the same name, the one with answers over one as
-    released (a blank copy beside the answered ``topic (1).ipynb``); between equals, the one
-    that has that name, else the first. The others are skipped."""
+    released (a blank copy beside the answered ``topic (1).ipynb``); between equals, a Canvas
+    file marked late (the newer), then the one that has that name, else the first. The others
+    are skipped."""
     chosen = {}
-    order = sorted(items, key=lambda p: (not p.answered, p.found.name != p.name, str(p.path)))
+    order = sorted(
+        items,
+        key=lambda p: (not p.answered, not p.found.late, p.found.name != p.name, str(p.path)),
+    )
     for placed in order:
         kept = chosen.get(placed.name)
         if kept:
             blank = kept.answered and not placed.answered
             why = ", which has answers; this one has none" if blank else ""
+            if not blank and kept.found.late and not placed.found.late:
+                why = ", handed in later"
             skip(
                 f"skipped {placed.path}: another notebook of {placed.student}'s is imported "
                 f"as {placed.name} ({kept.path}{why})"

@@ -355,3 +355,26 @@ def test_a_source_that_does_not_exist_is_named_so(submitted, tmp_path, capsys):
     code, out, err = _collect(tmp_path / "nowhere.zip", capsys)
     assert (code, out) == (2, [])
     assert err == [f"error: {tmp_path / 'nowhere.zip'}: no such folder or file"]
+
+
+def test_a_canvas_file_marked_late_wins_over_the_same_students_earlier_one(
+    submitted, tmp_path, capsys
+):
+    """Two Canvas downloads put in one zip: one student's file from before the deadline and
+    the one marked late. One student, not two; the late one is the newer."""
+    blank = nh.student_notebook(ONE)
+    earlier, later = _answered_otherwise(blank), _answered_otherwise(_answered_otherwise(blank))
+    zipped = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("smithalice_1234_901_chain_rule.ipynb", nbformat.writes(earlier))
+        z.writestr("smithalice_late_1234_957_chain_rule.ipynb", nbformat.writes(later))
+    code, _, err = _collect(zipped, capsys)
+    assert _notebooks(submitted) == [f"smithalice/{ONE}/chain_rule.ipynb"]
+    imported = nbformat.read(submitted / "smithalice" / ONE / "chain_rule.ipynb", as_version=4)
+    assert imported.cells == later.cells
+    assert err == [
+        "skipped smithalice_1234_901_chain_rule.ipynb: another notebook of smithalice's is "
+        "imported as chain_rule.ipynb (smithalice_late_1234_957_chain_rule.ipynb, handed in "
+        "later)"
+    ]
+    assert code == 1
