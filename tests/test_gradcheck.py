@@ -1,6 +1,8 @@
 """The mistake bank: wrong gradients written the way a learner would write them are named
 correctly, and other correct ways of writing the answer pass."""
 
+import re
+
 import numpy as np
 import pytest
 from backprop.functions import sigmoid
@@ -329,3 +331,18 @@ def test_kept_inputs_names_an_argument_changed_in_place(rng):
         kept_inputs("weight_steps", step_and_apply, x=np.ones(2), w_ho=w)
     assert_names(info.value, "modified-input", "changed its argument w_ho in place")
     assert kept_inputs("f", lambda: 3, w=w) == 3
+
+
+@pytest.mark.parametrize(
+    ("f", "x", "says"),
+    [
+        (lambda v: np.sum(v**2), np.array([1, 2, 3]), "x has dtype int64: a nudge of h"),
+        (np.sin, 1.0, "x is a float: pass a numpy array of floats"),
+        (lambda v: np.sum(v**2), [1.0, 2.0], "x is a list: pass a numpy array of floats"),
+        (lambda v: v**2, np.array([1.0, 2.0]), "it returned an array of shape (2,)"),
+        (lambda v: None, np.array([1.0, 2.0]), "f must return one number (a sum or a mean)"),
+    ],
+)
+def test_a_numerical_gradient_of_the_wrong_things_says_what_to_pass(f, x, says):
+    with pytest.raises(TypeError, match=re.escape(says)):
+        numerical_gradient(f, x)

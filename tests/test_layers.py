@@ -1,5 +1,7 @@
 """Every layer's backward against numerical gradients, and the layer protocol's promises."""
 
+import re
+
 import numpy as np
 import pytest
 from backprop.gradcheck import check_backward, check_gradient, numerical_gradient
@@ -139,3 +141,30 @@ def test_float32_stays_float32(rng):
     assert layer.forward(x).dtype == np.float32
     assert layer.backward(np.ones((3, 2), np.float32)).dtype == np.float32
     assert Sigmoid().forward(x).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("labels", "says"),
+    [
+        (np.array([0.0, 2.0, 1.0]), "dtype float64: use integer class indices, t.astype(int)"),
+        (np.array([[0], [2], [1]]), "shape (3, 1): pass them as (3,) class indices"),
+        (np.array([0, 2]), "shape (2,), for 3 samples and 4 classes"),
+        (np.array([0, 4, 1]), "label 4 is no class of the 4 scores (0 to 3)"),
+        (np.array([0, -1, 1]), "label -1 is no class of the 4 scores"),
+    ],
+)
+def test_labels_that_would_index_the_wrong_scores_are_refused_with_why(labels, says):
+    scores = np.random.default_rng(0).normal(size=(3, 4))
+    with pytest.raises(ValueError, match=re.escape(says)):
+        SoftmaxWithLoss().forward(scores, labels)
+
+
+def test_one_hot_labels_give_the_same_loss_and_accuracy_as_indices():
+    from backprop.net import TwoLayerNet
+
+    rng = np.random.default_rng(1)
+    x, t = rng.normal(size=(6, 5)), np.array([0, 2, 1, 2, 0, 1])
+    one_hot = np.eye(3)[t]
+    net = TwoLayerNet(5, 4, 3, seed=0)
+    assert net.loss(x, one_hot) == net.loss(x, t)
+    assert net.accuracy(x, one_hot) == net.accuracy(x, t)

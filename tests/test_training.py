@@ -1,5 +1,7 @@
 """Networks and training on the shipped data: gradients, in-place SGD, and accuracy reached."""
 
+import re
+
 import numpy as np
 import pytest
 from backprop import blas
@@ -246,3 +248,27 @@ def test_two_layer_net_learns_the_digits():
     assert max(history["val_acc"]) >= 0.97, history["val_acc"]
     assert len(history["loss"]) == len(history["val_acc"]) * 45
     assert history["loss"][-1] < history["loss"][0] / 5
+
+
+@pytest.mark.parametrize(
+    ("swap", "says"),
+    [
+        ({"y_train": "X_val"}, "X_train has 40 samples but y_train has 20 labels: the order is"),
+        ({"batch_size": 0}, "batch_size must be a whole number, at least 1; got 0"),
+        ({"batch_size": 8.0}, "batch_size must be a whole number, at least 1; got 8.0"),
+        ({"epochs": 2.5}, "epochs must be a whole number, at least 0; got 2.5"),
+    ],
+)
+def test_train_says_which_argument_cannot_train(swap, says):
+    rng = np.random.default_rng(0)
+    args = {
+        "X_train": rng.normal(size=(40, 4)),
+        "y_train": rng.integers(0, 3, size=40),
+        "X_val": rng.normal(size=(20, 4)),
+        "y_val": rng.integers(0, 3, size=20),
+        "epochs": 1,
+        "batch_size": 8,
+    }
+    args |= {k: args[v] if isinstance(v, str) else v for k, v in swap.items()}
+    with pytest.raises(ValueError, match=re.escape(says)):
+        train(TwoLayerNet(4, 5, 3, seed=0), lr=0.1, **args)

@@ -38,13 +38,35 @@ class GradientMistake(AssertionError):
         self.name = name
 
 
+def _nudgeable(x):
+    """``TypeError`` saying what to pass unless ``x`` is a numpy array of floats, which a
+    numerical gradient nudges in place (an int array would round every nudge away)."""
+    if not isinstance(x, np.ndarray) or x.ndim == 0:
+        raise TypeError(
+            f"x is a {type(x).__name__}: pass a numpy array of floats, which is nudged in "
+            "place, e.g. np.array([1.0])"
+        )
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"x has dtype {x.dtype}: a nudge of h would be rounded away; pass x.astype(float)"
+        )
+
+
+def _scalar(value):
+    """``value``, the loss ``f`` returned, unless it is not one number (``TypeError``)."""
+    if value is None or np.ndim(value) != 0:
+        got = "None" if value is None else f"an array of shape {np.shape(value)}"
+        raise TypeError(f"f must return one number (a sum or a mean); it returned {got}")
+    return value
+
+
 def _centred_difference(f, x, idx, h):
     """(f(x + h e_idx) - f(x - h e_idx)) / 2h, perturbing ``x[idx]`` in place and restoring it."""
     old = x[idx]
     x[idx] = old + h
-    f_plus = f(x)
+    f_plus = _scalar(f(x))
     x[idx] = old - h
-    f_minus = f(x)
+    f_minus = _scalar(f(x))
     x[idx] = old
     return (f_plus - f_minus) / (2 * h)
 
@@ -56,6 +78,7 @@ def numerical_gradient(f, x, h=1e-5):
     closure that reads ``x`` sees the change. Returns an array shaped like ``x``. The error
     is O(h^2) until rounding (about eps / h) takes over.
     """
+    _nudgeable(x)
     grad = np.zeros(x.shape, dtype=np.float64)
     for idx in np.ndindex(x.shape):
         grad[idx] = _centred_difference(f, x, idx, h)
@@ -68,6 +91,7 @@ def sampled_gradient_error(f, x, analytic, n=100, h=1e-5, seed=0):
     The cheap version of a full check: on a net with thousands of weights, 100 entries find
     a wrong backward just as surely, at a fraction of the cost. Returns the max relative error.
     """
+    _nudgeable(x)
     rng = np.random.default_rng(seed)
     flat = rng.choice(x.size, size=min(n, x.size), replace=False)
     worst = 0.0

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss, class_indices
 from .optim import SGD
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
@@ -102,8 +102,10 @@ class Sequential:
         return self.last_loss
 
     def accuracy(self, x, t):
-        """Fraction of samples whose highest score is the label ``t`` (N,)."""
-        return float(np.mean(self.predict(x).argmax(axis=1) == np.asarray(t)))
+        """Fraction of samples whose highest score is the label ``t``: class indices (N,) or
+        one-hot (N, C)."""
+        scores = self.predict(x)
+        return float(np.mean(scores.argmax(axis=1) == class_indices(t, *scores.shape)))
 
 
 class TwoLayerNet(Sequential):

@@ -24,6 +24,7 @@ def train(net, X_train, y_train, X_val, y_val, epochs, lr, batch_size, seed=0, c
     accuracies one per epoch. ``callback(history, epoch)``, when given, is called after every
     epoch (e.g. to redraw a plot); if it returns True the run stops early.
     """
+    _check_settings(X_train, y_train, X_val, y_val, epochs, batch_size)
     rng = np.random.default_rng(seed)
     optimiser = SGD(lr)
     history = {"loss": [], "train_acc": [], "val_acc": []}
@@ -40,3 +41,18 @@ def train(net, X_train, y_train, X_val, y_val, epochs, lr, batch_size, seed=0, c
         if callback is not None and callback(history, epoch):
             break
     return history
+
+
+def _check_settings(X_train, y_train, X_val, y_val, epochs, batch_size):
+    """``ValueError`` naming the mistake when the data or the settings cannot train: samples
+    and labels of different lengths (arguments swapped, say), or a batch size or number of
+    epochs that is not a whole number of the right sign."""
+    for X, y, which in ((X_train, y_train, "train"), (X_val, y_val, "val")):
+        if len(X) != len(y):
+            raise ValueError(
+                f"X_{which} has {len(X)} samples but y_{which} has {len(y)} labels: the "
+                "order is train(net, X_train, y_train, X_val, y_val, ...)"
+            )
+    for name, value, least in (("batch_size", batch_size, 1), ("epochs", epochs, 0)):
+        if not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name} must be a whole number, at least {least}; got {value!r}")
