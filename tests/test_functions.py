@@ -1,5 +1,7 @@
 """Activation functions and losses: values, stability at extreme inputs, derivatives."""
 
+import re
+
 import numpy as np
 import pytest
 from backprop import functions as F
@@ -60,3 +62,18 @@ def test_losses():
     assert F.cross_entropy(y, t) == pytest.approx(expected)
     assert F.cross_entropy(y, F.one_hot(t, 3)) == pytest.approx(expected)
     assert F.mean_squared_error(np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]])) == 5.0
+
+
+def test_cross_entropy_of_one_sample_and_of_labels_it_cannot_use():
+    y = np.array([0.1, 0.7, 0.2])
+    assert F.cross_entropy(y, 1) == pytest.approx(-np.log(0.7))
+    assert F.cross_entropy(y, np.array([0.0, 1.0, 0.0])) == pytest.approx(-np.log(0.7))
+    batch = np.array([[0.1, 0.7, 0.2], [0.5, 0.25, 0.25]])
+    # each of these used to pick some entry of y without a word
+    for labels, says in [
+        (np.array([1.0, 0.0]), "dtype float64"),
+        (np.array([[1], [0]]), "shape (2, 1)"),
+        (np.array([1, -1]), "label -1 is no class"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            F.cross_entropy(batch, labels)

@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from backprop import gradcheck
 from backprop.functions import sigmoid
 from backprop.gradcheck import (
     BANK,
@@ -250,6 +251,18 @@ def test_check_no_warning():
     np.testing.assert_array_equal(check_no_warning("sigmoid", sigmoid, z), [0.0, 1.0])
     with pytest.raises(GradientMistake, match=r"overflow.*\[mistake: numeric-warning\]"):
         check_no_warning("sigmoid", lambda z: 1 / (1 + np.exp(-z)), z)
+
+
+def test_a_long_numerical_gradient_shows_its_progress(capsys, monkeypatch):
+    W = np.arange(6.0).reshape(2, 3)
+    expected = 3 * W**2
+    np.testing.assert_allclose(numerical_gradient(lambda w: float(np.sum(w**3)), W), expected)
+    assert "numerical gradient" not in capsys.readouterr().err  # quick: no bar
+    monkeypatch.setattr(gradcheck, "SLOW", 0.0)  # as if each call of f took long
+    got = numerical_gradient(lambda w: float(np.sum(w**3)), W)
+    np.testing.assert_allclose(got, expected, rtol=1e-8)
+    assert "numerical gradient" in capsys.readouterr().err
+    assert numerical_gradient(lambda w: 0.0, np.zeros((0, 3))).shape == (0, 3)
 
 
 def test_numerical_gradient_restores_input_and_sampled_check(rng):

@@ -61,6 +61,32 @@ def test_sgd_updates_in_place_so_layers_see_it():
     np.testing.assert_allclose(W1, before - 0.5 * grads["W1"])
 
 
+@pytest.mark.parametrize(
+    ("wrong", "says"),
+    [
+        (
+            {"b1": np.ones((2, 3))},
+            "grads['b1'] has shape (2, 3) but its parameter has shape (3,): sum over the batch",
+        ),
+        (
+            {"W1": np.ones((3, 4))},
+            "grads['W1'] has shape (3, 4) but its parameter has shape (4, 3): a transpose",
+        ),
+        ({"b2": np.ones(1)}, "grads['b2'] has shape (1,)"),
+        ({"W2": None}, "grads has no 'W2'"),
+    ],
+)
+def test_sgd_refuses_a_gradient_it_would_broadcast_and_moves_nothing(wrong, says):
+    net = TwoLayerNet(4, 3, 2, seed=0)
+    before = {key: p.copy() for key, p in net.params.items()}
+    grads = net.gradient(np.ones((2, 4)), np.array([0, 1])) | wrong
+    grads = {key: g for key, g in grads.items() if g is not None}
+    with pytest.raises(ValueError, match=re.escape(says)):
+        SGD(lr=0.5).step(net.params, grads)
+    for key, p in net.params.items():
+        np.testing.assert_array_equal(p, before[key])
+
+
 def unfused_step(net, x, t, lr):
     """The textbook step the fused one must equal: all gradients, then SGD."""
     SGD(lr).step(net.params, net.gradient(x, t))

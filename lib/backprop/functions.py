@@ -59,14 +59,15 @@ def softmax(x):
 def cross_entropy(y, t, eps=1e-12):
     """Mean cross-entropy of probabilities ``y`` (N, C) against integer labels ``t`` (N,).
 
-    One-hot targets ``t`` (N, C) are accepted too. Returns a float: -(1/N) sum log y[n, t_n].
+    One-hot targets ``t`` (N, C) are accepted too, and a single sample as ``y`` (C,) with ``t``
+    one label or one-hot (C,). Returns a float: -(1/N) sum log y[n, t_n]. Labels that are
+    neither: ``ValueError`` saying why (``class_indices``).
     """
-    y = np.atleast_2d(y)
-    t = np.asarray(t)
-    if t.ndim == y.ndim:  # one-hot
-        t = t.argmax(axis=-1)
-    n = y.shape[0]
-    return float(-np.sum(np.log(y[np.arange(n), t.reshape(n)] + eps)) / n)
+    y = np.asarray(y)
+    if y.ndim == 1:  # one sample: its label, or its one-hot row
+        y, t = y[None], np.reshape(t, (1, -1) if np.ndim(t) else (1,))
+    n, c = y.shape
+    return float(-np.sum(np.log(y[np.arange(n), class_indices(t, n, c)] + eps)) / n)
 
 
 def mean_squared_error(y, t):
@@ -85,3 +86,38 @@ def one_hot(t, num_classes):
     out = np.zeros((t.size, num_classes))
     out[np.arange(t.size), t.reshape(-1)] = 1.0
     return out
+
+
+def class_indices(t, n, c):
+    """Labels ``t`` of ``n`` samples and ``c`` classes as class indices, shape (n,): given as
+    integers (n,) from 0 to c - 1, or one-hot (n, c). ``ValueError`` saying what is wrong for
+    anything else (floats, shape (n, 1), another length, a label that is no class): used as
+    indices, those would pick the wrong entries silently or fail deep inside numpy."""
+    t = np.asarray(t)
+    if t.shape == (n, c):
+        return t.argmax(axis=1)
+    # One test for both ends of the range: a negative label cast to unsigned is huge.
+    if t.shape == (n,) and t.dtype.kind in "iu" and not (n and t.astype(np.uint64).max() >= c):
+        return t
+    raise ValueError(_label_problem(t, n, c))
+
+
+def _label_problem(t, n, c):
+    """What is wrong with labels ``t`` that ``class_indices`` refused."""
+    if t.shape == (n, 1):
+        return (
+            f"labels t have shape {t.shape}: pass them as ({n},) class indices (t.ravel()) "
+            f"or one-hot ({n}, {c})"
+        )
+    if t.shape != (n,):
+        return (
+            f"labels t have shape {t.shape}, for {n} samples and {c} classes: expected ({n},) "
+            f"class indices or one-hot ({n}, {c})"
+        )
+    if t.dtype.kind not in "iu":
+        return f"labels t have dtype {t.dtype}: use integer class indices, t.astype(int)"
+    label = t.min() if t.min() < 0 else t.max()
+    return (
+        f"label {label} is no class of the {c} scores (0 to {c - 1}): does the net have one "
+        "output per class?"
+    )

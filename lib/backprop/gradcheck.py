@@ -13,6 +13,7 @@ mistake. Adding a mistake is one row.
 
 import itertools
 import re
+import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TAG = "[mistake: {}]"
+SLOW = 2.0  # seconds: a numerical gradient expected to take longer shows a progress bar
 TAG_PATTERN = re.compile(r"\[mistake: ([\w/-]+)\]")
 
 
@@ -77,10 +79,24 @@ def numerical_gradient(f, x, h=1e-5):
     ``x`` (any shape, float) is perturbed in place one entry at a time and restored, so a
     closure that reads ``x`` sees the change. Returns an array shaped like ``x``. The error
     is O(h^2) until rounding (about eps / h) takes over.
+
+    It costs two calls of ``f`` per entry: when the first entry's took long enough that all of
+    them would take more than ``SLOW`` seconds, a progress bar shows how far it is (and
+    ``sampled_gradient_error`` is the quicker check).
     """
     _nudgeable(x)
     grad = np.zeros(x.shape, dtype=np.float64)
-    for idx in np.ndindex(x.shape):
+    entries = np.ndindex(x.shape)
+    first = next(entries, None)
+    if first is None:  # x has no entries
+        return grad
+    start = time.perf_counter()
+    grad[first] = _centred_difference(f, x, first, h)
+    if (time.perf_counter() - start) * x.size > SLOW:
+        from tqdm.auto import tqdm
+
+        entries = tqdm(entries, total=x.size, initial=1, desc="numerical gradient", leave=False)
+    for idx in entries:
         grad[idx] = _centred_difference(f, x, idx, h)
     return grad
 

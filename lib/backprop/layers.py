@@ -15,7 +15,7 @@ Shapes are batch first: ``x`` is (N, D). The 1/N of a batch mean lives only in t
 import numpy as np
 
 from .blas import add_product
-from .functions import sigmoid, softmax
+from .functions import class_indices, sigmoid, softmax
 
 
 class Mul:
@@ -119,41 +119,6 @@ class Affine:
         b -= lr * dout.sum(axis=0)
         self.grads = {}
         return dx
-
-
-def class_indices(t, n, c):
-    """Labels ``t`` of ``n`` samples and ``c`` classes as class indices, shape (n,): given as
-    integers (n,) from 0 to c - 1, or one-hot (n, c). ``ValueError`` saying what is wrong for
-    anything else (floats, shape (n, 1), another length, a label that is no class): used as
-    indices, those would pick the wrong entries silently or fail deep inside numpy."""
-    t = np.asarray(t)
-    if t.shape == (n, c):
-        return t.argmax(axis=1)
-    # One test for both ends of the range: a negative label cast to unsigned is huge.
-    if t.shape == (n,) and t.dtype.kind in "iu" and not (n and t.astype(np.uint64).max() >= c):
-        return t
-    raise ValueError(_label_problem(t, n, c))
-
-
-def _label_problem(t, n, c):
-    """What is wrong with labels ``t`` that ``class_indices`` refused."""
-    if t.shape == (n, 1):
-        return (
-            f"labels t have shape {t.shape}: pass them as ({n},) class indices (t.ravel()) "
-            f"or one-hot ({n}, {c})"
-        )
-    if t.shape != (n,):
-        return (
-            f"labels t have shape {t.shape}, for {n} samples and {c} classes: expected ({n},) "
-            f"class indices or one-hot ({n}, {c})"
-        )
-    if t.dtype.kind not in "iu":
-        return f"labels t have dtype {t.dtype}: use integer class indices, t.astype(int)"
-    label = t.min() if t.min() < 0 else t.max()
-    return (
-        f"label {label} is no class of the {c} scores (0 to {c - 1}): does the net have one "
-        "output per class?"
-    )
 
 
 class SoftmaxWithLoss:
