@@ -268,6 +268,28 @@ def _consistent(dash):
         assert dash.lines[key] == list(dash.history[key]), key
 
 
+def test_a_value_outside_a_sliders_range_is_taken_not_clamped(digits):
+    dash = widgets.TrainingDashboard(*digits, lr=30.0, epochs=300, batch_size=1000)
+    assert dash.sliders["lr"].value == pytest.approx(30.0)  # used to be 10, the slider's end
+    assert dash.sliders["epochs"].value == 300 and dash.sliders["batch_size"].value == 1000
+    assert dash.sliders["lr"].max == 2  # 10^2: room to slide back
+    tiny = widgets.decision_boundary_explorer(lr=1e-5, epochs=1, hidden=2)
+    assert tiny.sliders["lr"].value == pytest.approx(1e-5)
+    assert widgets.sigmoid_explorer(z=20.0).values["sigmoid"] == pytest.approx(sigmoid(20.0))
+    assert widgets.depth_explorer(depth=25).values.shape == (25,)
+    apples = widgets.apple_orange_explorer(apple_num=12, tax=0.9)
+    assert apples.sliders["apple_num"].value == 12 and apples.sliders["tax"].value == 0.9
+    for make, kwargs, says in [
+        (widgets.TrainingDashboard, {"lr": 0.0}, "lr must be above 0"),
+        (widgets.TrainingDashboard, {"epochs": 0}, "epochs must be at least 1, not 0"),
+        (widgets.TrainingDashboard, {"batch_size": -32}, "batch_size must be at least 1"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            make(*digits, **kwargs)
+    with pytest.raises(ValueError, match="apple_num must be at least 0"):
+        widgets.apple_orange_explorer(apple_num=-1)
+
+
 def test_dashboard_small_run(digits, frames):
     dash = _dashboard(digits)
     progress = []

@@ -73,12 +73,32 @@ def widget_bundle(widget, output):
 
 
 def _slider(kind, name, **kwargs):
-    """A slider of class ``kind`` that reports only when released, with class bp-slider-<name>."""
+    """A slider of class ``kind`` that reports only when released, with class bp-slider-<name>,
+    its range widened to take the ``value`` asked for (see ``_take_value``)."""
+    _take_value(kind, name, kwargs)
     kwargs.setdefault("continuous_update", False)
     kwargs.setdefault("style", {"description_width": "initial"})
     slider = kind(**kwargs)
     slider.add_class(f"bp-slider-{name}")
     return slider
+
+
+def _take_value(kind, name, kwargs):
+    """Widen the range ``min``..``max`` in a slider's ``kwargs`` to take its ``value``: a slider
+    would move a value outside its range to the nearest end without a word (``lr=30`` would
+    train with 10). An integer slider's minimum is the least value that makes sense (one
+    epoch, no apples): below it, and for a log slider at or below 0, ``ValueError``."""
+    value = kwargs["value"]
+    if issubclass(kind, widgets.FloatLogSlider):
+        if not value > 0:
+            raise ValueError(f"{name} must be above 0 (its slider has a log scale), not {value}")
+        exponent = np.log(value) / np.log(kwargs.get("base", 10.0))
+        kwargs["min"] = min(kwargs["min"], float(np.floor(exponent)))
+        kwargs["max"] = max(kwargs["max"], float(np.ceil(exponent)))
+        return
+    if issubclass(kind, widgets.IntSlider) and value < kwargs["min"]:
+        raise ValueError(f"{name} must be at least {kwargs['min']}, not {value}")
+    kwargs["min"], kwargs["max"] = min(kwargs["min"], value), max(kwargs["max"], value)
 
 
 class Explorer:
@@ -145,7 +165,7 @@ class NumericalErrorExplorer(Explorer):
 
     def __init__(self, f, df, x=1.0, x_range=(-3.0, 3.0)):
         self.f, self.df = f, df
-        lo, hi = min(x_range[0], x), max(x_range[1], x)
+        lo, hi = x_range
         sliders = {
             "x": _slider(
                 widgets.FloatSlider, "x", value=x, min=lo, max=hi, step=0.05, description="x"
