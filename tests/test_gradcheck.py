@@ -181,8 +181,33 @@ def test_lost_precision_is_not_called_a_wrong_factor(rng):
     h = 1e-4
     forward_difference = ((W + h) ** 3 - W**3) / h  # one-sided: error O(h), all one way
     mistake = diagnosis("dW", forward_difference, 3 * W**2, rtol=1e-6)
-    assert_names(mistake, "lost-precision", "within a relative")
+    assert_names(mistake, "lost-precision", "close to the expected value")
     assert "1 times" not in str(mistake)
+
+
+def test_one_wrong_number_is_called_wrong_not_scaled():
+    # One number has no direction: its cosine with any other number of its sign is 1.
+    for got in (11.0, -3.5, np.array(0.7)):
+        mistake = diagnosis("dl_da", got, 1.0)
+        assert_names(mistake, "wrong-values", "dl_da has the wrong value")
+        assert "times the expected size" not in str(mistake) and "cosine" not in str(mistake)
+    assert_names(diagnosis("dl_da", -1.0, 1.0), "sign-flipped")  # exact factors still count
+    assert_names(diagnosis("dl_da", 2.0, 1.0), "extra-factor-2")
+    assert_names(diagnosis("dW", np.full(3, 11.0), np.ones(3)), "scaled", "11 times")
+
+
+def test_a_tiny_factor_is_no_batch_mean():
+    x = np.array([1.0, 2.0])
+    got = 3 * x**2 * 1e-10  # (f(x + h) - f(x - h)) / 2 * h with h = 1e-5
+    mistake = diagnosis("grad", got, 3 * x**2)
+    assert_names(mistake, "scaled", "1e-10 times")
+    assert_names(diagnosis("grad", 3 * x**2 / 64, 3 * x**2), "averaged-not-summed", "1/64")
+
+
+def test_a_scalar_answer_with_an_axis_is_told_to_add_up():
+    mistake = diagnosis("dl_da", np.array([1.0, 2.0]), 3.0)
+    assert_names(mistake, "wrong-shape", "one number is expected; add the parts up")
+    assert "batch" not in str(mistake)
 
 
 def test_wrong_dtype_and_type(layer):

@@ -168,3 +168,33 @@ def test_one_hot_labels_give_the_same_loss_and_accuracy_as_indices():
     net = TwoLayerNet(5, 4, 3, seed=0)
     assert net.loss(x, one_hot) == net.loss(x, t)
     assert net.accuracy(x, one_hot) == net.accuracy(x, t)
+
+
+@pytest.mark.parametrize(
+    ("layer", "dout"),
+    [
+        (Relu(), np.ones((2, 3))),
+        (Sigmoid(), np.ones((2, 3))),
+        (Affine(np.ones((4, 3)), np.zeros(3)), np.ones((2, 3))),
+        (SoftmaxWithLoss(), 1.0),
+        (MSELoss(), 1.0),
+        (Mul(), 1.0),
+    ],
+    ids=lambda v: type(v).__name__,
+)
+def test_backward_before_forward_says_to_call_forward_first(layer, dout):
+    with pytest.raises(AttributeError, match="call forward before backward"):
+        layer.backward(dout)
+    assert not hasattr(layer, "anything") and not hasattr(layer, "kept_by_no_layer")
+
+
+def test_affine_backward_refuses_a_dout_of_another_layer():
+    layer = Affine(np.ones((4, 3)), np.zeros(3))
+    layer.forward(np.ones((2, 4)))
+    # the first layer's backward given the last layer's dout: the layers walked forwards
+    for method in (layer.backward, layer.param_backward, lambda d: layer.sgd_backward(d, 0.1)):
+        with pytest.raises(ValueError, match=r"dout of shape \(2, 6\).*reverse order"):
+            method(np.ones((2, 6)))
+    with pytest.raises(ValueError, match=r"shape \(2, 1\)"):  # broadcast: a wrong db silently
+        layer.backward(np.ones((2, 1)))
+    np.testing.assert_array_equal(layer.params["W"], 1.0)  # nothing moved

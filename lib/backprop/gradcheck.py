@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TAG = "[mistake: {}]"
+MAX_BATCH = 100_000  # the largest 1/k read as a mean over a batch of k
 SLOW = 2.0  # seconds: a numerical gradient expected to take longer shows a progress bar
 TAG_PATTERN = re.compile(r"\[mistake: ([\w/-]+)\]")
 
@@ -166,9 +167,10 @@ class Evidence:
 
     @property
     def inverse_batch(self):
-        """k when got = ref / k for a whole k >= 2 (a mean over an unstated batch), else None."""
+        """k when got = ref / k for a whole k from 2 to ``MAX_BATCH`` (a mean over an unstated
+        batch), else None (a factor such as 1e-10 is no batch size)."""
         a = self.alpha
-        if not 0 < a < 0.75:
+        if not 1 / (MAX_BATCH + 0.5) < a < 0.75:
             return None
         k = round(1 / a)
         return k if k >= 2 and self.scaled(1 / k) else None
@@ -211,7 +213,8 @@ BANK = [
     Mistake(
         "all-zero",
         lambda e: not np.any(e.got),
-        "{name} is all zeros: it was never filled in, or the gradient was lost on the way.",
+        "{name} is all zeros: it was never filled in, the gradient was lost on the way, or an "
+        "expression cancels out (check its brackets).",
     ),
     Mistake(
         "transposed",
@@ -247,7 +250,8 @@ BANK = [
     Mistake(
         "extra-factor-2",
         lambda e: e.scaled(2.0),
-        "{name} is twice the expected value: a factor 2 is counted twice.",
+        "{name} is twice the expected value: a factor 2 too many (counted twice, or one that "
+        "the 1/2 in a loss such as (1/2)(y - t)**2 cancels).",
     ),
     Mistake(
         "missing-activation-derivative",
@@ -282,9 +286,14 @@ BANK = [
     Mistake(
         "lost-precision",
         lambda e: e.cosine > 1 - 1e-6 and abs(e.alpha - 1) < 1e-3,
-        "{name} is within a relative {drift:.1e} of the expected value but not within the "
-        "tolerance: precision is lost somewhere (float32, a one-sided difference, a large h, a "
-        "small constant added inside a log).",
+        "{name} is close to the expected value but not within the tolerance: precision is lost "
+        "somewhere (float32, a one-sided difference, a step h too large or too small, a small "
+        "constant added inside a log).",
+    ),
+    Mistake(
+        "wrong-values",
+        lambda e: e.got.size == 1,
+        "{name} has the wrong value: recheck the local derivatives and the chain rule.",
     ),
     Mistake(
         "scaled",
@@ -353,7 +362,8 @@ CANDIDATE_ADVICE = {
     "averaged-paths": "{name} averages the two paths: the contributions add up, do not divide "
     "by 2.",
     "inputs-not-swapped": "{name} multiplies dout by the input's own value: a multiply node "
-    "sends back dout times the OTHER input (dx = dout * y, dy = dout * x).",
+    "sends back dout times the OTHER input (dx = dout * y, dy = dout * x); check backward, and "
+    "that forward kept both inputs (self.x = x, self.y = y).",
     "ignored-dout": "{name} ignores dout: multiply the node's local derivative by the gradient "
     "that arrives from above.",
     "split-between-inputs": "{name} is half of dout: an add node passes the whole upstream "
@@ -365,6 +375,8 @@ CANDIDATE_ADVICE = {
     "missing-target": "{name} is still what the post computes: the output gradient 2 * p "
     "leaves out the target; the derivative of (p - target)**2 is 2 * (p - target).",
     "loss-divided-twice": "{name} is divided by the batch size twice: a mean already divides by N.",
+    "softmax-wrong-axis": "{name} comes from a softmax over the wrong axis: each sample's scores, "
+    "a row, make one distribution; take the max and the sum over axis=1 with keepdims=True.",
     "ignores-lr": "{name} moves by the whole gradient: multiply it by the learning rate lr.",
     "softmax-in-predict": "{name} are probabilities: predict returns the scores before the "
     "softmax; the softmax belongs to the loss layer.",
@@ -397,6 +409,8 @@ def _shape_advice(name, got_shape, ref_shape):
             return "wrong-shape", (
                 f"{head}: an axis of length 1 is missing; keep it (do not sum or index it away)."
             )
+    if ref_shape == ():
+        return "wrong-shape", f"{head}: one number is expected; add the parts up into it."
     if len(got_shape) == len(ref_shape) + 1 and got_shape[1:] == ref_shape:
         return "not-summed-over-batch", f"{head}: sum over the batch axis (axis=0)."
     if len(got_shape) == len(ref_shape) + 1 and got_shape[:-1] == ref_shape:
@@ -503,7 +517,6 @@ def check_gradient(
 def _fields(e):
     return {
         "name": e.name,
-        "drift": abs(e.alpha - 1),
         "n": e.n,
         "activation": e.activation,
         "alpha": e.alpha,

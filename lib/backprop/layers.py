@@ -18,8 +18,28 @@ from .blas import add_product
 from .functions import class_indices, sigmoid, softmax
 
 
-class Mul:
+class Kept:
+    """Base of the layers whose ``backward`` uses what ``forward`` kept (the attribute names in
+    ``kept``): read before any ``forward``, one of them raises an ``AttributeError`` that says
+    to call ``forward`` first, not only which attribute is missing. (``__getattr__`` runs only
+    for an attribute that is not there: it costs nothing once ``forward`` has run.)"""
+
+    kept = ()
+
+    def __getattr__(self, name):
+        cls = type(self).__name__
+        if name in type(self).kept:
+            raise AttributeError(
+                f"{cls} has no {name} yet: call forward before backward (backward uses what "
+                "forward keeps)"
+            )
+        raise AttributeError(f"{cls!r} object has no attribute {name!r}")
+
+
+class Mul(Kept):
     """z = x * y, elementwise. Backward swaps the inputs: dx = dout * y, dy = dout * x."""
+
+    kept = ("x", "y")
 
     def forward(self, x, y):
         self.x, self.y = x, y
@@ -39,8 +59,10 @@ class Add:
         return dout * 1.0, dout * 1.0
 
 
-class Relu:
+class Relu(Kept):
     """y = max(x, 0) elementwise. Backward lets the gradient through where x > 0 only."""
+
+    kept = ("mask",)
 
     def forward(self, x):
         self.mask = x > 0
@@ -54,8 +76,10 @@ class Relu:
         return np.multiply(dout, self.mask, out=dout)
 
 
-class Sigmoid:
+class Sigmoid(Kept):
     """y = 1 / (1 + exp(-x)) elementwise. Backward uses the stored output: dx = dout * y (1 - y)."""
+
+    kept = ("out",)
 
     def forward(self, x):
         self.out = sigmoid(x)
@@ -71,13 +95,15 @@ class Sigmoid:
         return dout
 
 
-class Affine:
+class Affine(Kept):
     """y = x @ W + b.   x: (N, D), W: (D, M), b: (M,), y: (N, M).
 
     Backward: dx = dout @ W.T (N, D), dW = x.T @ dout (D, M), db = dout summed over the batch (M,).
     An input with more than two axes, e.g. images (N, 8, 8), is flattened to (N, D) and dx gets
     the input's shape back.
     """
+
+    kept = ("x", "x_shape")
 
     def __init__(self, W, b):
         self.params = {"W": W, "b": b}
@@ -102,6 +128,7 @@ class Affine:
 
         Saves a third of that layer's matrix products; ``backward`` calls it too.
         """
+        self._check_dout(dout)
         self.grads["W"] = self.x.T @ dout
         self.grads["b"] = dout.sum(axis=0)
 
@@ -113,6 +140,7 @@ class Affine:
         adds ``-lr * x.T @ dout`` into W as it is formed (``blas.add_product``): no dW array
         is made and W is read and written once. ``grads`` is emptied: no gradients are kept.
         """
+        self._check_dout(dout)
         W, b = self.params["W"], self.params["b"]
         dx = (dout @ W.T).reshape(self.x_shape) if need_dx else None
         add_product(W, self.x.T, dout, -lr)
@@ -120,12 +148,25 @@ class Affine:
         self.grads = {}
         return dx
 
+    def _check_dout(self, dout):
+        """``ValueError`` unless ``dout`` has this layer's output shape (N, M): another shape
+        fails deep inside a matrix product, or is broadcast into a wrong gradient."""
+        out = (self.x.shape[0], self.params["W"].shape[1])
+        if np.shape(dout) != out:
+            raise ValueError(
+                f"Affine.backward got dout of shape {np.shape(dout)}, but this layer's output "
+                f"has shape {out}: does the backward pass go through the layers in reverse "
+                "order, the last layer first?"
+            )
 
-class SoftmaxWithLoss:
+
+class SoftmaxWithLoss(Kept):
     """Softmax followed by mean cross-entropy.   x: scores (N, C), t: labels (N,) or one-hot (N, C).
 
     forward returns the mean loss (float); backward returns dx = dout * (y - onehot(t)) / N, (N, C).
     """
+
+    kept = ("y", "t")
 
     def forward(self, x, t):
         self.y = softmax(x)
@@ -142,11 +183,13 @@ class SoftmaxWithLoss:
         return dx
 
 
-class MSELoss:
+class MSELoss(Kept):
     """Squared error summed over outputs, averaged over the batch.   y, t: (N, M).
 
     forward returns L = (1/N) sum (y - t)^2; backward returns dy = dout * 2 (y - t) / N.
     """
+
+    kept = ("diff",)
 
     def forward(self, y, t):
         self.diff = y - t
