@@ -204,6 +204,16 @@ def test_a_tiny_factor_is_no_batch_mean():
     assert_names(diagnosis("grad", 3 * x**2 / 64, 3 * x**2), "averaged-not-summed", "1/64")
 
 
+def test_a_candidate_is_matched_on_its_own_scale():
+    ref = np.array([6.0, 8.0])
+    tiny = {"step-precedence": ref * 1e-10}  # within the reference's tolerance of 0
+    assert_names(diagnosis("g", ref * 1e-10, ref, candidates=tiny), "step-precedence")
+    assert_names(diagnosis("g", np.zeros(2), ref, candidates=tiny), "all-zero")
+    # an exact zero the mistake gives is still that mistake
+    zero = {"softmax-wrong-axis": -0.0}
+    assert_names(diagnosis("loss", -0.0, 0.41703, candidates=zero), "softmax-wrong-axis")
+
+
 def test_a_scalar_answer_with_an_axis_is_told_to_add_up():
     mistake = diagnosis("dl_da", np.array([1.0, 2.0]), 3.0)
     assert_names(mistake, "wrong-shape", "one number is expected; add the parts up")

@@ -150,6 +150,16 @@ class Evidence:
             self.got, other, rtol=self.rtol, atol=self.atol
         )
 
+    def matches(self, candidate):
+        """True when ``got`` is the wrong answer ``candidate`` up to rounding, judged on the
+        candidate's own size: one 1e-10 times the reference is no match for an answer of
+        zeros, which the reference's tolerance would let pass for it."""
+        candidate = np.asarray(candidate, dtype=np.float64)
+        own = 1e-8 * float(np.max(np.abs(candidate), initial=0.0))
+        return candidate.shape == self.got.shape and np.allclose(
+            self.got, candidate, rtol=self.rtol, atol=min(self.atol, own)
+        )
+
     def scaled(self, k):
         """True when ``got`` equals ``k`` times the reference (and the reference is not 0)."""
         return bool(np.any(self.ref)) and self.close(k * self.ref)
@@ -506,7 +516,7 @@ def check_gradient(
     )
     detail = _detail(e)
     for key, wrong in (candidates or {}).items():
-        if e.close(wrong):
+        if e.matches(wrong):
             advice = CANDIDATE_ADVICE.get(key, "{name} matches a known mistake: " + key + ".")
             fail(name, key, advice.format(**_fields(e)), detail)
     for mistake in BANK:
