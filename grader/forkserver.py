@@ -122,13 +122,7 @@ def _warm_up():
     except Exception:  # noqa: BLE001 (only a head start: a kernel does it again if needed)
         pass
     try:
-        from IPython.core.interactiveshell import InteractiveShell
-        from IPython.core.ultratb import AutoFormattedTB
-
-        formatter = AutoFormattedTB(
-            mode=InteractiveShell.xmode.default_value,
-            theme_name=InteractiveShell.colors.default_value,
-        )
+        formatter = traceback_formatter()
         try:
             _failing()
         except ZeroDivisionError:
@@ -142,6 +136,20 @@ def _warm_up():
     except Exception:  # noqa: BLE001
         pass
     _parse_library_sources()
+
+
+def traceback_formatter():
+    """IPython's traceback formatter as a new kernel sets it up (its default mode and colours).
+    IPython 9 names the colours ``theme_name``; IPython 8, the last for Python 3.10, names them
+    ``color_scheme``."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.ultratb import AutoFormattedTB
+
+    mode, colours = InteractiveShell.xmode.default_value, InteractiveShell.colors.default_value
+    try:
+        return AutoFormattedTB(mode=mode, theme_name=colours)
+    except TypeError:
+        return AutoFormattedTB(mode=mode, color_scheme=colours)
 
 
 def _parse_library_sources(package=LIBRARY):

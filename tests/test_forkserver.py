@@ -372,8 +372,6 @@ LIBRARY_TRACEBACK = """
 import json, sys
 import numpy as np
 import stack_data
-from IPython.core.interactiveshell import InteractiveShell
-from IPython.core.ultratb import AutoFormattedTB
 from backprop import gradcheck
 from grader import forkserver
 
@@ -381,9 +379,7 @@ forkserver._warm_up()
 parsed, init = [], stack_data.Source.__init__
 stack_data.Source.__init__ = lambda self, filename, *a, **k: (
     parsed.append(filename), init(self, filename, *a, **k))[1]
-formatter = AutoFormattedTB(
-    mode=InteractiveShell.xmode.default_value, theme_name=InteractiveShell.colors.default_value
-)
+formatter = forkserver.traceback_formatter()
 try:
     gradcheck.check_gradient("dW", np.ones(3), np.zeros(3))
 except AssertionError:
@@ -397,15 +393,15 @@ def test_the_warm_up_parses_the_library_for_every_kernels_tracebacks(tmp_path):
     once in the template, not in every kernel (the script's own file still is)."""
     script = tmp_path / "probe.py"
     script.write_text(LIBRARY_TRACEBACK)
-    out = subprocess.run(
+    run = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
         text=True,
         env=runner.kernel_env(),
-        check=True,
         cwd=tmp_path,
-    ).stdout
-    probe = json.loads(out.splitlines()[-1])
+    )
+    assert run.returncode == 0, run.stderr
+    probe = json.loads(run.stdout.splitlines()[-1])
     assert probe["library_shown"]
     assert str(script) in probe["parsed"]  # the spy sees what a traceback parses
     assert [f for f in probe["parsed"] if "backprop" in f] == []
