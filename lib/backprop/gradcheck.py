@@ -360,6 +360,8 @@ CANDIDATE_ADVICE = {
     "error is O(h): use the centred difference (f(x + h) - f(x - h)) / (2h).",
     "step-precedence": "{name} matches (f(x + h) - f(x - h)) / 2 * h, which multiplies by h: "
     "write the division as / (2 * h).",
+    "minus-nudge-missing": "{name} matches (f(x + h) - f(x)) / (2h): the second value of f must "
+    "be taken at x - h, but x was only put back to its old value before it.",
     "ignored-h": "{name} does not use the step h it was given: compute the difference with h.",
     # the chain rule and graphs
     "weight-instead-of-input": "{name} uses the weight where the input belongs: dz/dw is the "
