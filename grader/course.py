@@ -51,11 +51,11 @@ def folder(name):
     return workspace() / name
 
 
-def output_file(to, default):
-    """Where a command writes the file the instructor asked for: ``to``, else ``default`` (in
-    ``exports/``). ``UsageError`` for a place in the workspace outside ``exports/``: those
+def output_file(to, name):
+    """Where a command writes the file the instructor asked for: ``to``, else ``name`` in
+    ``exports/``. ``UsageError`` for a place in the workspace outside ``exports/``: those
     files (the gradebook, the submissions, the results) are the grader's own."""
-    path = Path(to) if to else default
+    path = Path(to) if to else folder("exports") / name
     where = path.resolve()
     if where.is_relative_to(workspace()) and not where.is_relative_to(folder("exports")):
         raise UsageError(

@@ -210,7 +210,7 @@ def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
             table = [{k: v for k, v in row.items() if k not in TOTALS} for row in table]
     header, table = rename_id(header, table, id_column)
     default = "grades-wide.csv" if wide else "grades.csv"
-    path = course.output_file(to, course.folder("exports") / default)
+    path = course.output_file(to, default)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=header, restval="")

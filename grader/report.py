@@ -105,7 +105,7 @@ def report(to=None, out=print):
     """Print the table; write the HTML page ``to`` (default ``exports/report.html``), and its
     rows as JSON beside it (``report.json``); returns the rows. ``UsageError`` when nothing
     has been graded yet."""
-    page = course.output_file(to, course.folder("exports") / "report.html")
+    page = course.output_file(to, "report.html")
     if page.suffix.lower() not in (".html", ".htm"):
         raise course.UsageError(f"{page}: the report is a web page, name it .html")
     rows = class_report()
