@@ -549,6 +549,17 @@ def test_rel_errors_tell_pass_from_fail_without_colour():
     assert markers["pass"] != markers["FAIL"]
     texts = [t.get_text() for t in ax.texts]
     assert texts == ["1.0e-09 pass", "0 pass", "3.0e-06 FAIL"]
+    assert ax.get_xlabel() == "parameter"
+
+
+def test_rel_errors_leave_no_blank_band_when_all_pass_or_all_fail():
+    """The legend keeps both kinds of marker; the kind no entry has must not take room in the
+    layout (its empty extent sits at the figure's corner: a blank band under the axes)."""
+    for errors in ({"W1": 1e-9, "b1": 2e-10}, {"W1": 1e-3, "b1": 0.5}):
+        ax = plots.plot_rel_errors(errors, tol=1e-7)
+        renderer = _drawn(ax)
+        label = ax.xaxis.label.get_window_extent(renderer)
+        assert ax.get_tightbbox(renderer).y0 >= label.y0 - 1, errors
 
 
 def test_gradient_vs_depth_axis_has_labelled_decades():

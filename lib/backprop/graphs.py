@@ -248,7 +248,7 @@ APPLE_ORANGE_LAYOUT = {
 def apple_orange_edges(result):
     """Edges ``(src, dst, forward, gradient)`` of the shopping graph, from ``result`` as
     returned by ``apple_orange_values``. A gradient in ``result["differs"]`` is written
-    "yours ≠ library's", e.g. "2 ≠ 2.2", and so is the price when it differs."""
+    "yours ≠ the library's", e.g. "2 ≠ 2.2", and so is the price when it differs."""
     v, g = result["values"], result["grads"]
     differs, ref = result.get("differs", ()), result.get("reference", {}).get("grads", {})
 

@@ -301,7 +301,7 @@ def plot_rel_errors(errors, tol=1e-7, ax=None):
     shown = np.maximum(values, bottom)
     ax.vlines(positions, bottom, shown, color="0.6", lw=1, zorder=1)
     for style, passed in [(PASS_STYLE, values <= tol), (FAIL_STYLE, ~(values <= tol))]:
-        ax.plot(
+        (markers,) = ax.plot(
             positions[passed],
             shown[passed],
             ls="none",
@@ -312,6 +312,9 @@ def plot_rel_errors(errors, tol=1e-7, ax=None):
             zorder=3,
             clip_on=False,
         )
+        # Without points it is only there for the legend: left out of the layout, where its
+        # empty extent would sit at the figure's corner and leave a blank band under the axes.
+        markers.set_in_layout(bool(passed.any()))
     for x, value, y in zip(positions, values, shown, strict=True):
         word = PASS_STYLE["text"] if value <= tol else FAIL_STYLE["text"]
         ax.annotate(
@@ -328,6 +331,7 @@ def plot_rel_errors(errors, tol=1e-7, ax=None):
     ax.set_ylim(bottom, top)
     ax.set_xticks(positions, names)
     ax.set_xlim(-0.5, len(names) - 0.5 + 0.6)  # room for the last label
+    ax.set_xlabel("parameter")
     ax.set_ylabel("relative error")
     ax.set_title("Gradient check: analytic against numerical")
     ax.legend(fontsize=8, loc="upper left")
