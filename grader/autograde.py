@@ -34,7 +34,7 @@ from . import course, gradebook, runner
 from .runner import Limits
 from .table import format_table
 
-GRADER_VERSION = "2"
+GRADER_VERSION = "3"
 
 
 def result_path(assignment, student):
@@ -101,8 +101,14 @@ def plan(ids, limits, force=False):
 
 
 def _save(gb, result, job):
-    dropped = gradebook.record(gb, result, course.submitted_at(Path(job["submitted"]).parent))
+    old = load_result(result["assignment"], result["student"]) or {}
+    dropped_before = {
+        where for kind, where in old.get("flags", []) if kind == "manual-mark-dropped"
+    }
+    timestamp = course.submitted_at(Path(job["submitted"]).parent)
+    dropped, kept = gradebook.record(gb, result, timestamp, dropped_before)
     result["flags"] += [["manual-mark-dropped", gid] for gid in dropped]
+    result["flags"] += [["manual-mark-kept", gid] for gid in kept]
     path = result_path(result["assignment"], result["student"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")

@@ -3,7 +3,8 @@ submissions and stored results."""
 
 import json
 
-from . import course
+from . import course, gradebook
+from .autograde import failure_path
 from .master import Master
 
 NOTHING_GRADED = "nothing graded yet: run `python -m grader autograde` first"
@@ -63,3 +64,44 @@ def submitted_assignments():
     """Assignments with at least one stored result or submitted notebook, in course order."""
     submitted = {assignment for _, assignment in submissions()}
     return [a for a in course.assignments() if a in submitted or results(a)]
+
+
+GRADED, GRADER_ERROR, NOT_GRADED, HANDED_IN_AGAIN = (
+    "graded",
+    "grader-error",
+    "not-graded",
+    "handed-in-again",
+)
+
+
+def grade_status(assignment, book=None, submitted=None):
+    """``{student: status}`` for each student with a notebook of ``assignment`` in
+    ``submitted/``: ``GRADED`` when the gradebook holds grades for the submission there now,
+    else why it has none: ``GRADER_ERROR`` (its last autograde failed), ``HANDED_IN_AGAIN``
+    (the grades are for what the student handed in before: collected again since, as nbgrader's
+    formgrader also tells, see ``course.stamp``) or ``NOT_GRADED``. ``book`` and
+    ``submitted``: the gradebook's ``scores(assignment)`` and ``submissions()``, when the
+    caller has them."""
+    book = gradebook.scores(assignment) if book is None else book
+    submitted = submissions() if submitted is None else submitted
+    status = {}
+    for (student, aid), paths in submitted.items():
+        if aid != assignment:
+            continue
+        entry = book.get(student)
+        if entry is not None and entry["submitted_at"] == course.submitted_at(paths[0].parent):
+            status[student] = GRADED
+        elif failure_path(assignment, student).exists():
+            status[student] = GRADER_ERROR
+        elif entry is not None:
+            status[student] = HANDED_IN_AGAIN
+        else:
+            status[student] = NOT_GRADED
+    return status
+
+
+WHY_NO_GRADE = {
+    GRADER_ERROR: "grading it failed (autograde printed why)",
+    HANDED_IN_AGAIN: "handed in again since it was graded: run `python -m grader autograde`",
+    NOT_GRADED: "not graded yet: run `python -m grader autograde`",
+}

@@ -10,12 +10,15 @@ when the exercise belongs to another assignment). Scores come from the gradebook
 changed in the formgrader are exported; flags, mistakes and warnings come from the last
 autograde. Every row has the assignment's ``max_score``. A student without a submission for an
 assignment gets 0 and the flag ``not-submitted``. Every notebook in the workspace's
-``submitted/`` has a row: one that has no grade (grading it failed, or it was never graded) gets
-an empty score and the flag ``grader-error`` or ``not-graded``.
+``submitted/`` has a row: one that has no grade (grading it failed, it was never graded, or it
+was handed in again since it was graded: the gradebook's grades are then for the earlier
+notebook) gets an empty score and the flag ``grader-error`` or ``not-graded``.
 
 ``flags``: ``kind(cell)`` items joined by ``; `` with kind ``timeout``, ``dead-kernel``,
 ``not-run``, ``restored-cell``, ``missing-cell``, ``duplicated-cell``, ``manual-mark-dropped``
-(a mark given by hand to an earlier submission, dropped when the student handed in again), or
+(a mark given by hand to an earlier submission, dropped when the student handed in again; it
+stays until the cell is marked again), ``manual-mark-kept`` (a cell graded again that keeps the
+mark given by hand: the gradebook asks for a human to check it still fits), or
 ``kind(notebook)``
 with kind ``grader-error`` (the last autograde of the notebook failed; its message is in
 autograde's output and in ``results/<assignment>/<student>.error``) or ``not-graded``
@@ -30,15 +33,18 @@ import csv
 from . import course, gradebook
 from .autograde import failure_path
 from .classresults import (
+    GRADED,
     NOTHING_GRADED,
     answer_cells,
     cell_exercises,
+    grade_status,
     graded_assignments,
     max_score,
     results,
     submissions,
     submitted_assignments,
 )
+from .scoring import needs_human
 
 FIXED = [
     "student_id",
@@ -50,29 +56,25 @@ FIXED = [
     "mistakes",
     "warnings",
 ]
-MANUAL = {"dead-kernel", "grader-error", "not-graded", "manual-mark-dropped"}
-REPAIRED = {"restored-cell", "missing-cell"}  # on an answer cell, the grade may be wrong
 
 
-def grading_flags(paths, recorded):
-    """``[(kind, notebook)]`` for the submitted notebooks ``paths`` without a current grade:
-    ``grader-error`` when the last autograde of one failed (``autograde.failure_path``; an
-    older grade may still be shown), ``not-graded`` when one has no autograded copy or none of
-    its grades ``recorded`` in the gradebook."""
+def grading_flags(paths, status):
+    """``[(kind, notebook)]`` for the submitted notebooks ``paths`` of a submission whose
+    ``grade_status`` is ``status``: ``grader-error`` when the last autograde of one failed
+    (``autograde.failure_path``; a grade of that same notebook from an earlier autograde may
+    still be shown), ``not-graded`` when the gradebook has no grade for the notebook handed in
+    now, or it has no autograded copy."""
     flags = []
     for path in paths:
         student, aid = path.parent.parent.name, path.parent.name
         if failure_path(aid, student).exists():
             flags.append(("grader-error", path.name))
-        elif not recorded or not (course.folder("autograded") / student / aid / path.name).exists():
+        elif (
+            status != GRADED
+            or not (course.folder("autograded") / student / aid / path.name).exists()
+        ):
             flags.append(("not-graded", path.name))
     return flags
-
-
-def needs_human(flags, answers):
-    """True when one of ``flags`` asks for a human: a lost cell, an ungraded notebook, or an
-    answer cell (grade_id in ``answers``) that was missing or put back together."""
-    return any(kind in MANUAL or (kind in REPAIRED and where in answers) for kind, where in flags)
 
 
 def exercise_columns(per_assignment):
@@ -106,17 +108,19 @@ def rows():
     for aid in ids:
         stored = results(aid)
         book = gradebook.scores(aid)
+        status = grade_status(aid, book, submitted)
         answers = answer_cells(aid)
         full = f"{max_score(aid):g}"
         for sid in students:
             row = {"student_id": sid, "assignment": aid}
             paths = submitted.get((sid, aid), [])
-            ungraded = grading_flags(paths, recorded=sid in book)
+            ungraded = grading_flags(paths, status.get(sid))
             if sid not in book and not paths:
                 row.update(score=0, max_score=full, needs_manual_grade="no", flags="not-submitted")
                 out.append(row)
                 continue
-            if sid not in book:
+            if sid not in book or status.get(sid, GRADED) != GRADED:
+                # no grade, or grades for what the student handed in before: none for this work
                 row.update(
                     score="",
                     max_score=full,

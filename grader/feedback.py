@@ -9,6 +9,8 @@ The converter used here, ``PagesOnly``, differs from it in four ways:
   anything the code could read (its own cells with the hidden tests, for example);
 - a notebook that cannot be rendered is named with a one-line reason, and the others are rendered;
 - it moves a progress bar;
+- it writes pages only for notebooks whose grades are for the notebook handed in now
+  (``classresults.grade_status``), and names the others with the reason;
 - its pages are easier to read (``readable``): a long output line wraps, so the diagnosis that
   ends a failing test's traceback is read whole, and each test cell in the page's table of
   contents is named (nbgrader calls every one "Test cell").
@@ -22,7 +24,7 @@ import sys
 from pathlib import Path
 
 from . import course, nbgrader_parts, progress
-from .classresults import NOTHING_GRADED
+from .classresults import GRADED, HANDED_IN_AGAIN, NOTHING_GRADED, WHY_NO_GRADE, grade_status
 from .scrub import Hidden, leaks
 
 nbgrader_parts.load()
@@ -52,7 +54,17 @@ def readable(page):
 
 class PagesOnly(GenerateFeedback):
     """``GenerateFeedback`` that writes only the pages and keeps going past a notebook it cannot
-    render. Set ``failures`` (a list) and ``bar`` (a progress bar) before ``start()``."""
+    render. Set ``failures`` (a list), ``bar`` (a progress bar) and ``students`` (those to
+    write pages for) before ``start()``."""
+
+    def init_notebooks(self):
+        """The autograded notebooks of ``students`` only."""
+        super().init_notebooks()
+        self.assignments = {
+            folder: notebooks
+            for folder, notebooks in self.assignments.items()
+            if Path(folder).parent.name in self.students
+        }
 
     def init_assignment(self, assignment_id, student_id):
         """Copy none of the files beside the notebooks (nbgrader copies them all)."""
@@ -93,15 +105,18 @@ def _assignments(ids):
     return list(ids)
 
 
-def render(assignment, bar):
-    """Write the pages of ``assignment``; returns one line per student it could not write."""
+def render(assignment, students, bar):
+    """Write the pages of ``students``' notebooks of ``assignment``; returns one line per
+    student it could not write."""
     config = course.load_config()
     coursedir = CourseDirectory(config=config)
     coursedir.assignment_id = assignment
     app = PagesOnly(coursedir=coursedir, config=config)
     app.force = True
-    app.failures, app.bar = [], bar
+    app.failures, app.bar, app.students = [], bar, set(students)
     result = capture_log(app)
+    if result.get("error", "").rstrip().endswith("KeyboardInterrupt"):
+        raise KeyboardInterrupt  # Ctrl+C, which nbgrader's capture_log caught
     problems = [
         f"no feedback for {student}/{assignment}/{notebook}: {reason}"
         for student, notebook, reason in app.failures
@@ -130,14 +145,24 @@ def withhold_leaks(assignment):
 
 def feedback(ids=None, out=print):
     """Write the pages and check every page on disk; returns 0, or 1 when a page could not be
-    written or had to be withheld (each named on stderr)."""
+    written or had to be withheld (each named on stderr). A submitted notebook without a grade
+    of its own gets no page: each is named with the reason. Ctrl+C stops it (exit code 130);
+    the pages written so far are kept."""
     ids = _assignments(ids)
     problems = []
     before = _pages(ids)
-    total = sum(len(graded_notebooks(aid)) for aid in ids)
-    with progress.bar(total, "feedback", "page") as bar:
-        for aid in ids:
-            problems += render(aid, bar)
+    status = {aid: grade_status(aid) for aid in ids}
+    graded = {aid: {sid for sid, state in status[aid].items() if state == GRADED} for aid in ids}
+    total = sum(
+        1 for aid in ids for p in graded_notebooks(aid) if p.parent.parent.name in graded[aid]
+    )
+    try:
+        with progress.bar(total, "feedback", "page") as bar:
+            for aid in ids:
+                problems += render(aid, graded[aid], bar)
+    except KeyboardInterrupt:
+        out("interrupted: the pages written so far are kept; run feedback again for the rest")
+        raise SystemExit(130) from None
     for aid in ids:
         problems += withhold_leaks(aid)
     for problem in problems:
@@ -148,6 +173,14 @@ def feedback(ids=None, out=print):
     if len(pages) > written:
         line += f"; {len(pages) - written} older one(s) there were left as they were"
     out(line)
+    for aid in ids:
+        for sid, state in sorted(status[aid].items()):
+            if state != GRADED:
+                old = " (the page there is for the notebook handed in before)"
+                page = state == HANDED_IN_AGAIN and any(
+                    course.folder("feedback").glob(f"{sid}/{aid}/*.html")
+                )
+                out(f"no page for {sid}/{aid}: {WHY_NO_GRADE[state]}{old if page else ''}")
     return 1 if problems else 0
 
 

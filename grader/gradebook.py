@@ -127,13 +127,17 @@ def _recorded(gb, master):
     return _recorded_cells(notebook) == _cells_to_record(master.graded_nb())
 
 
-def record(gb, result, timestamp):
+def record(gb, result, timestamp, dropped_before=()):
     """Store one graded submission's scores (from ``worker.grade``) in the open gradebook
     ``gb`` (from ``open_gradebook``), with the time it came in (``course.submitted_at``).
 
-    A submission that came in again since it was last recorded keeps none of the marks given to
-    the old one by hand: returns the grade_ids whose manual score was dropped, for a human to
-    look at again."""
+    Marks given by hand: a submission that came in again since it was last recorded keeps none
+    of the marks given to the old one, and each cell whose mark was dropped waits for a human,
+    also through later grading of the same notebook (``dropped_before``: the cells the last
+    result named) until it is marked again. A cell that keeps its mark is flagged for review
+    too, as nbgrader does: the mark may not fit the new automatic score. Returns ``(dropped,
+    kept)``: the grade_ids of the cells whose mark was dropped (or still is), and of those
+    with a mark kept."""
     from nbgrader.api import MissingEntry
 
     sid, aid, nb_id = result["student"], result["assignment"], result["notebook"]
@@ -146,23 +150,29 @@ def record(gb, result, timestamp):
     submission.timestamp = timestamp
     # One query for the notebook's grades (nbgrader's find_grade makes one per cell).
     grades = {g.name: g for g in gb.find_submission_notebook(nb_id, aid, sid).grades}
-    dropped = []
+    dropped, kept = [], []
     for gid, (score, _points, *manual) in result["grades"].items():
         grade = grades[gid]
         if resubmitted and grade.manual_score is not None:
             grade.manual_score = None
             dropped.append(gid)
+        elif grade.manual_score is not None:
+            kept.append(gid)
+        elif not resubmitted and gid in dropped_before:
+            dropped.append(gid)  # not marked again yet
         grade.auto_score = score
         grade.needs_manual_grade = (
             score is None or grade.manual_score is not None or bool(manual) or gid in dropped
         )
     gb.db.commit()
-    return dropped
+    return dropped, kept
 
 
 def scores(assignment):
-    """``{student: {"score", "max_score", "needs_manual_grade", "grades": {grade_id: score}}}``
-    for every submission of ``assignment`` (manual scores from the formgrader included)."""
+    """``{student: {"score", "max_score", "needs_manual_grade", "grades": {grade_id: score},
+    "submitted_at"}}`` for every submission of ``assignment`` (manual scores from the
+    formgrader included); ``submitted_at``: when the submission these grades are for came in
+    (``course.submitted_at``)."""
     out = {}
     with open_gradebook() as gb:
         for sub in gb.assignment_submissions(assignment):
@@ -175,6 +185,7 @@ def scores(assignment):
                 "max_score": sub.max_score,
                 "needs_manual_grade": bool(sub.needs_manual_grade),
                 "grades": grades,
+                "submitted_at": sub.timestamp,
             }
     return out
 

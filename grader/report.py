@@ -10,18 +10,28 @@ import json
 from collections import Counter
 
 from . import course
-from .classresults import NOTHING_GRADED, exercises, graded_assignments, results
+from .classresults import (
+    GRADED,
+    NOTHING_GRADED,
+    exercises,
+    grade_status,
+    graded_assignments,
+    results,
+)
 from .table import format_table
 
 COLOURS = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 PASSED = "#2ca02c"
 
 
-def class_report():
-    """``[{assignment, exercise, submissions, passed, mistakes: {key: count}}]`` in course order."""
+def class_report(statuses):
+    """``[{assignment, exercise, submissions, passed, mistakes: {key: count}}]`` in course order,
+    from the results of the notebooks graded as handed in now (``statuses``: ``{assignment:
+    grade_status(assignment)}``)."""
     rows = []
     for aid in graded_assignments():
-        stored = results(aid).values()
+        status = statuses[aid]
+        stored = [r for sid, r in results(aid).items() if status.get(sid, GRADED) == GRADED]
         for name in exercises(aid):
             mine = [ex for r in stored for ex in r["exercises"] if ex["name"] == name]
             mistakes = Counter(key for ex in mine for key in ex["mistakes"])
@@ -108,7 +118,8 @@ def report(to=None, out=print):
     page = course.output_file(to, "report.html")
     if page.suffix.lower() not in (".html", ".htm"):
         raise course.UsageError(f"{page}: the report is a web page, name it .html")
-    rows = class_report()
+    statuses = {aid: grade_status(aid) for aid in graded_assignments()}
+    rows = class_report(statuses)
     if not rows:
         raise course.UsageError(NOTHING_GRADED)
     data = page.with_suffix(".json")
@@ -116,5 +127,13 @@ def report(to=None, out=print):
     page.write_text(html_page(rows), encoding="utf-8")
     data.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     out(text_table(rows))
+    ungraded = sum(
+        1 for status in statuses.values() for state in status.values() if state != GRADED
+    )
+    if ungraded:
+        out(
+            f"not counted: {ungraded} submission(s) without a grade of their own (handed in "
+            "again since they were graded, not graded yet, or grading failed): run autograde"
+        )
     out(f"report: {page} (its rows: {data})")
     return rows

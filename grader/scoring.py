@@ -112,6 +112,30 @@ def _diagnose(tests, answer, stub, events):
     return found
 
 
+MANUAL = {"dead-kernel", "grader-error", "not-graded", "manual-mark-dropped"}
+REPAIRED = {"restored-cell", "missing-cell"}  # on an answer cell, the grade may be wrong
+
+
+def needs_human(flags, answers):
+    """True when one of ``flags`` (``(kind, where)``) asks for a human: a lost cell, an ungraded
+    notebook, a mark given by hand to other work, or an answer cell (grade_id in ``answers``)
+    that was missing or put back together."""
+    return any(kind in MANUAL or (kind in REPAIRED and where in answers) for kind, where in flags)
+
+
+def ask_for_a_human(grades, flags, master):
+    """Mark in ``grades`` (from ``summarise``) each graded cell that one of ``flags`` puts in
+    doubt (``needs_human``): the flagged cell itself, or every graded cell of the exercise whose
+    answer cell is flagged. A mark is a third item in the cell's entry; the gradebook records it
+    as nbgrader's ``needs_manual_grade``, so that the formgrader lists what the export does."""
+    for kind, where in flags:
+        if not needs_human([(kind, where)], master.exercises):
+            continue
+        for gid, entry in grades.items():
+            if (gid == where or master.exercise_of_cell(gid) == where) and len(entry) == 2:
+                entry.append(True)
+
+
 def summarise(nb, master, events, statuses=None, missing=()):
     """``(grades, exercises)`` for an executed, sanitized notebook; ``statuses``: the status of
     the kernel's reply to each cell by index (``RunLog.statuses``), when known; ``missing``: the

@@ -16,7 +16,7 @@ import nbformat
 from . import runner
 from .master import grade_id
 from .sanitize import sanitize
-from .scoring import summarise
+from .scoring import ask_for_a_human, summarise
 
 EVENT_NOTES = {
     runner.TIMEOUT: "stopped after the time limit",
@@ -89,9 +89,8 @@ def grade(job):
     grades, exercises = summarise(nb, master, log.events, log.statuses, missing)
     for index, event in sorted(log.events.items()):
         where = grade_id(nb.cells[index]) or f"cell {index + 1}"
-        if event == runner.CRASHED and where in grades:
-            grades[where].append(True)  # needs a human look
         flags.append((event, where))
+    ask_for_a_human(grades, flags, master)
     notes = _notes(flags, exercises, answers=master.exercises)
     if notes is not None:
         notes.pop("id", None)  # the notebook is nbformat 4.4, without cell ids

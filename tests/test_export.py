@@ -3,10 +3,11 @@ whose exercise names differ only in case (as ``Sigmoid`` in 02 and ``sigmoid`` i
 who handed in one assignment only, and one whose notebook was never graded."""
 
 import csv
+from datetime import datetime
 
 import pytest
 
-from grader import course, export, gradebook
+from grader import course, export, gradebook, scoring
 
 A2, A3 = "02-computation-graphs", "03-sigmoid"
 # {assignment: {grade_id: exercise}}, in notebook order
@@ -15,6 +16,7 @@ CELLS = {
     A3: {"test_sigmoid": "sigmoid", "test_sigmoid_prime": "sigmoid_prime"},
 }
 MAX = {A2: 5.0, A3: 6.0}
+HANDED_IN = datetime(2026, 11, 2, 9, 30)  # every submission's time, as collect stamps it
 # {assignment: {student: gradebook entry}}: bob did not hand in 03, carl's 03 was never graded
 # and carl did not hand in 02
 BOOK = {
@@ -41,6 +43,11 @@ def made_up_class(tmp_path, monkeypatch):
         for sid in book
     }
     submitted[("carl", A3)] = [course.folder("submitted") / "carl" / A3 / "nb.ipynb"]
+    for (sid, aid), (path,) in submitted.items():
+        path.parent.mkdir(parents=True)
+        course.stamp(path.parent, HANDED_IN)
+        (course.folder("autograded") / sid / aid).mkdir(parents=True)
+        (course.folder("autograded") / sid / aid / path.name).touch()
     monkeypatch.setattr(export, "submitted_assignments", lambda: list(CELLS))
     monkeypatch.setattr(export, "graded_assignments", lambda: list(CELLS))
     monkeypatch.setattr(export, "cell_exercises", lambda aid: dict(CELLS[aid]))
@@ -49,7 +56,11 @@ def made_up_class(tmp_path, monkeypatch):
     monkeypatch.setattr(export, "submissions", lambda: submitted)
     monkeypatch.setattr(export, "results", lambda aid: {})
     monkeypatch.setattr(gradebook, "students", lambda: ["alice", "bob"])
-    monkeypatch.setattr(gradebook, "scores", lambda aid: BOOK[aid])
+    book = {
+        aid: {sid: e | {"submitted_at": HANDED_IN} for sid, e in b.items()}
+        for aid, b in BOOK.items()
+    }
+    monkeypatch.setattr(gradebook, "scores", lambda aid: book[aid])
     return tmp_path
 
 
@@ -104,7 +115,7 @@ def test_the_readme_names_every_flag_of_the_export():
     kinds = (
         set(worker.EVENT_NOTES)
         | set(worker.REPAIR_NOTES) - {"restored-answer"}  # a note in the graded notebook only
-        | export.MANUAL
+        | scoring.MANUAL
         | {"not-submitted"}
     )
     assert {kind for kind in kinds if f"`{kind}`" not in paragraph} == set()
@@ -161,3 +172,37 @@ def test_export_options_that_cannot_work_are_refused_in_one_line(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not course.folder("exports").exists() or not any(course.folder("exports").iterdir())
+
+
+def test_a_notebook_handed_in_again_since_it_was_graded_has_no_grade(made_up_class):
+    """The gradebook's grades are for the notebook handed in before: until autograde grades the
+    new one, neither file shows them (an LMS import would take them for the new work)."""
+    from grader.autograde import failure_path
+
+    course.stamp(course.folder("submitted") / "alice" / A2, datetime(2026, 11, 3, 8, 0))
+    row = long_rows(made_up_class)[("alice", A2)]
+    assert (row["score"], row["max_score"], row["flags"]) == ("", "5", "not-graded(nb.ipynb)")
+    assert row["needs_manual_grade"] == "yes" and not row.get("A2:Relu"), row
+    # graded again, and that failed: the old grade is still not this notebook's
+    failure_path(A2, "alice").parent.mkdir(parents=True)
+    failure_path(A2, "alice").write_text("KeyError: 'x'\n")
+    row = long_rows(made_up_class)[("alice", A2)]
+    assert (row["score"], row["flags"]) == ("", "grader-error(nb.ipynb)"), row
+    _, wide = read(export.export(made_up_class / "wide.csv", out=lambda line: None, wide=True))
+    alice = next(r for r in wide if r["student_id"] == "alice")
+    assert (alice[A2], alice["total"]) == ("", ""), alice
+
+
+def test_a_failed_regrade_of_the_same_notebook_keeps_its_grade_flagged(made_up_class):
+    """The notebook graded is the one handed in (say ``autograde --force`` failed on it): its
+    grade stands, flagged for a human."""
+    from grader.autograde import failure_path
+
+    failure_path(A2, "bob").parent.mkdir(parents=True)
+    failure_path(A2, "bob").write_text("KeyError: 'x'\n")
+    row = long_rows(made_up_class)[("bob", A2)]
+    assert (row["score"], row["flags"], row["needs_manual_grade"]) == (
+        "1",
+        "grader-error(nb.ipynb)",
+        "yes",
+    ), row

@@ -109,7 +109,9 @@ def test_a_page_that_cannot_be_rendered_names_its_student_and_the_others_get_the
 def test_pages_left_from_an_earlier_run_are_not_counted_as_written(
     feedback_run, capsys, monkeypatch
 ):
-    monkeypatch.setattr(feedback, "render", lambda aid, bar: [f"no feedback for {aid}: disk full"])
+    monkeypatch.setattr(
+        feedback, "render", lambda aid, students, bar: [f"no feedback for {aid}: disk full"]
+    )
     assert main(["feedback"]) == 1
     out = capsys.readouterr().out
     assert "0 feedback page(s) written" in out
@@ -290,3 +292,24 @@ def test_release_check_counts_the_assignments_on_a_progress_bar(bars, monkeypatc
     monkeypatch.setattr(course, "SOURCE", course.REPO / "solutions")  # not the tiny course's
     assert main(["release", "--check", "01-chain-rule"]) == 0
     assert [(b.desc, b.total, b.count) for b in bars] == [("release", 1, 1)]
+
+
+def test_ctrl_c_stops_feedback_with_the_pages_written_kept(monkeypatch, capsys):
+    """nbgrader's ``capture_log`` catches Ctrl+C as any error: it is not a page that could not
+    be written, but the instructor stopping the run (exit code 130, as autograde)."""
+    monkeypatch.setattr(
+        feedback,
+        "capture_log",
+        lambda app: {
+            "success": False,
+            "error": "Traceback (most recent call last):\nKeyboardInterrupt\n",
+        },
+    )
+    with pytest.raises(KeyboardInterrupt):
+        feedback.render(A, {"alice"}, bar=None)
+    monkeypatch.setattr(feedback, "_assignments", lambda ids: [A])
+    monkeypatch.setattr(feedback, "grade_status", lambda aid: {"alice": "graded"})
+    with pytest.raises(SystemExit) as stop:
+        feedback.feedback()
+    assert stop.value.code == 130
+    assert "interrupted: the pages written so far are kept" in capsys.readouterr().out

@@ -3,6 +3,7 @@ grading fails, a notebook filed under another assignment. Each must be graded or
 every submitted notebook must reach the export, flagged for a human where its grade is unsure."""
 
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -156,17 +157,32 @@ def test_the_graded_notebook_says_how_an_answer_was_found(exported):
 
 @pytest.mark.parametrize("student", sorted(DAMAGED))
 def test_answers_put_back_together_are_graded_and_checked_by_a_human(exported, student):
+    """Checked by a human in the export and in the formgrader alike: the gradebook says the
+    exercise's test cells need a human."""
+    from grader import gradebook
+
     row = exported[student]
     assert (row["score"], row["max_score"]) == ("4", "4"), row
     assert row["needs_manual_grade"] == "yes", row
     assert "restored-cell(relu_backward)" in row["flags"] and not row["mistakes"], row
     assert exported["alice"]["needs_manual_grade"] == "no"
+    with gradebook.open_gradebook() as gb:
+        waiting = {
+            sid: {
+                g.name
+                for g in gb.find_submission_notebook(tiny.NOTEBOOK, A, sid).grades
+                if g.needs_manual_grade
+            }
+            for sid in (student, "alice")
+        }
+    restored = re.findall(r"restored-cell\((\w+)\)", row["flags"])
+    assert waiting == {student: {f"test_{gid}" for gid in restored}, "alice": set()}, waiting
 
 
 def test_an_answer_cell_lost_is_checked_by_a_human():
     """A deleted answer cell (the flag ``missing-cell``) scores 0 for that exercise: a human
     decides whether the answer is somewhere else in the notebook."""
-    from grader.export import needs_human
+    from grader.scoring import needs_human
 
     assert needs_human([("missing-cell", "add")], {"add"})
     assert not needs_human([("missing-cell", "test_add"), ("restored-cell", "x")], {"add"})
@@ -224,10 +240,61 @@ def test_a_resubmission_keeps_no_mark_given_by_hand_to_the_old_one(tiny_master, 
         gb.db.commit()
     main(["autograde", "--force", "--cell-timeout", "10"])  # the same notebook again
     kept = row()
-    assert kept["score"] == "3.5" and "manual-mark-dropped" not in kept["flags"], kept
+    assert kept["score"] == "3.5" and kept["flags"] == "manual-mark-kept(test_add)", kept
 
     hand_in(tiny.CORRECT | {"relu_backward": tiny.SIGN_FLIPPED}, "again")
     assert course.submitted_at(folder) == stored_timestamp()
     again = row()
     assert again["score"] == "2" and again["needs_manual_grade"] == "yes", again
     assert again["flags"] == "manual-mark-dropped(test_add)", again
+    # graded again (the tests changed, say): the cell still waits for a new mark
+    main(["autograde", "--force", "--cell-timeout", "10"])
+    still = row()
+    assert still["flags"] == "manual-mark-dropped(test_add)", still
+    assert still["needs_manual_grade"] == "yes", still
+    with gradebook.open_gradebook() as gb:
+        gb.find_grade("test_add", tiny.NOTEBOOK, A, "rita").manual_score = 1.0
+        gb.db.commit()
+    main(["autograde", "--force", "--cell-timeout", "10"])
+    assert row()["flags"] == "manual-mark-kept(test_add)"
+
+
+def test_a_notebook_handed_in_again_shows_no_grade_until_graded(
+    tiny_master, exported, tmp_path, capsys
+):
+    """Between ``collect`` of a new notebook and ``autograde``, the grades in the gradebook are for
+    the old one: the export leaves the score empty, feedback writes no page for it and the
+    report does not count it; each says why. Once graded, the new notebook's grade is shown."""
+
+    def hand_in(answers, name):
+        path = tmp_path / name / "sam" / A / NAME
+        path.parent.mkdir(parents=True)
+        nbformat.write(submission(tiny_master, answers=answers), path)
+        assert main(["collect", str(path.parents[2])]) == 0
+
+    def row():
+        path = course.folder("exports") / "sam.csv"
+        assert main(["export", "--to", str(path)]) == 0
+        with open(path, newline="") as f:
+            return next(r for r in csv.DictReader(f) if r["student_id"] == "sam")
+
+    hand_in(tiny.CORRECT, "first")
+    main(["autograde", "--cell-timeout", "10"])  # non-zero: zed's notebook cannot be read
+    assert row()["score"] == "4"
+    main(["feedback"])
+    hand_in(tiny.CORRECT | {"relu_backward": tiny.SIGN_FLIPPED}, "again")
+    capsys.readouterr()
+    stale = row()
+    assert (stale["score"], stale["flags"], stale["needs_manual_grade"]) == (
+        "",
+        f"not-graded({NAME})",
+        "yes",
+    ), stale
+    main(["feedback"])
+    said = capsys.readouterr().out
+    assert f"no page for sam/{A}: handed in again since it was graded" in said, said
+    assert "(the page there is for the notebook handed in before)" in said, said
+    main(["report", "--html", str(tmp_path / "report.html")])
+    assert "not counted: 2 submission(s) without a grade of their own" in capsys.readouterr().out
+    main(["autograde", "--cell-timeout", "10"])
+    assert row()["score"] == "2"
