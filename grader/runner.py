@@ -13,6 +13,8 @@ elsewhere, from those outputs, outside the learner's process.
   output), so the learner keeps the marks of everything else.
 - The status of the kernel's reply to each cell is kept (``RunLog.statuses``); a cell whose reply
   is an error that its output does not show gets a ``HiddenError`` output.
+- What a cell shows is capped as it arrives (``OutputLimits``, see ``outputs``): a cell that
+  floods its output keeps its head and tail, with a note of what was left out.
 - Given the notebook's master, the grading environment is put back before each graded test
   cell (see ``grading_env``); where that fails, the test cell is not run and gets a
   ``GradingEnvironmentError`` output.
@@ -71,6 +73,42 @@ class Limits:
     probe: float = 5.0  # seconds an interrupted kernel has to answer again
 
 
+@dataclass(frozen=True)
+class OutputLimits:
+    """How much of what one cell shows a graded notebook keeps (applied as it arrives: see
+    ``outputs``). Beyond them the grader keeps the head and the tail, with a line in between that
+    says what it left out (``... 298,512 lines (31,045,248 characters) of output left out by the
+    grader ...``):
+
+    - stdout and stderr, each: the first ``head_lines`` lines (at most ``head_chars``
+      characters), and the last ``tail_lines`` (at most ``tail_chars``). A stream that came in
+      more than ``stream_outputs`` pieces has the rest joined in one output (nothing is lost).
+    - displays (``display()``, a cell's value, images, HTML): the first ``displays`` (at most
+      ``displays_chars`` characters of data in all) and the last ``tail_displays`` (at most
+      ``tail_displays_chars``). One display of more than ``display_chars`` keeps only its text.
+    - errors (tracebacks) are kept whole: scores depend on them.
+
+    Generous on purpose: a cell of the course's solutions prints at most 13 lines (503
+    characters) and shows at most 4 outputs, and none is an image while graded, so an honest
+    submission is never cut; a cell that floods its output keeps about 140,000 characters of
+    text and 5 MB of displays (a notebook of 100 MB and a feedback page of 90 MB before).
+    """
+
+    head_lines: int = 500
+    head_chars: int = 50_000
+    tail_lines: int = 200
+    tail_chars: int = 20_000
+    stream_outputs: int = 100
+    displays: int = 100
+    displays_chars: int = 4_000_000
+    tail_displays: int = 20
+    tail_displays_chars: int = 1_000_000
+    display_chars: int = 1_000_000
+
+
+OUTPUT_LIMITS = OutputLimits()
+
+
 @dataclass
 class RunLog:
     """What happened, by cell index: ``{index: TIMEOUT | CRASHED | NOT_RUN}``, and the status of
@@ -127,14 +165,16 @@ def _note_reply(log, cell, cell_index, execute_reply):
         cell.outputs.append(_error("HiddenError", HIDDEN_ERROR))
 
 
-def _client(nb, cwd, limits, deadline):
-    from nbclient import NotebookClient
+def _client(nb, cwd, limits, deadline, keep_whole=()):
+    from .outputs import CappedClient
 
     def timeout_for(cell):
         return max(0.1, min(limits.cell, deadline - time.monotonic()))
 
-    return NotebookClient(
+    return CappedClient(
         nb,
+        OUTPUT_LIMITS,
+        keep_whole,
         kernel_name="python3",
         timeout=math.ceil(limits.cell),  # nbclient wants whole seconds; timeout_for rules
         timeout_func=timeout_for,
@@ -360,9 +400,9 @@ async def _reset(client, reset, limits, deadline):
     return "the kernel did not run it"
 
 
-async def _attempt(nb, cwd, limits, deadline, log, next_kernel, reset):
+async def _attempt(nb, cwd, limits, deadline, log, next_kernel, reset, keep_whole):
     """Run every code cell once in a new kernel; raises _Restart when the kernel is lost."""
-    client = _client(nb, cwd, limits, deadline)
+    client = _client(nb, cwd, limits, deadline, keep_whole)
     client.km, client.kc = await _KERNELS.take_spare()
     moved = client.km is not None
     if not moved:
@@ -472,13 +512,13 @@ async def _recovered(client, limits):
     return False
 
 
-async def _run(nb, cwd, limits, next_kernel, reset):
+async def _run(nb, cwd, limits, next_kernel, reset, keep_whole=()):
     log = RunLog()
     start = time.monotonic()
     deadline = start + limits.notebook
     while True:
         try:
-            await _attempt(nb, cwd, limits, deadline, log, next_kernel, reset)
+            await _attempt(nb, cwd, limits, deadline, log, next_kernel, reset, keep_whole)
             break
         except _Restart as lost:
             log.exited = None
@@ -499,14 +539,18 @@ def run(nb, cwd, limits=None, next_kernel=False, master=None):
 
     With ``next_kernel``, a kernel for the next call is started while this one runs (it is
     killed when the process exits, if no call takes it). With ``master`` (the notebook's
-    ``Master``), the grading environment is put back before each graded test cell.
+    ``Master``), the grading environment is put back before each graded test cell, and output
+    too long to keep is never cut inside a line of its hidden tests.
     """
-    reset = None
+    reset, keep_whole = None, ()
     if master is not None:
         from .grading_env import Reset
+        from .outputs import shown_forms
 
         reset = Reset.of(master)
-    return _KERNELS.run_until_complete(_run(nb, cwd, limits or Limits(), next_kernel, reset))
+        keep_whole = shown_forms(master.hidden_lines())
+    graded = _run(nb, cwd, limits or Limits(), next_kernel, reset, keep_whole)
+    return _KERNELS.run_until_complete(graded)
 
 
 def load_kernel_machinery():
