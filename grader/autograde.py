@@ -13,6 +13,9 @@ the kernel for its next submission started and answering while the current one r
 process only records results, in one gradebook session, in a thread of low priority while the
 notebooks run (the assignments' cells first).
 
+One run at a time in a workspace (``course.workspace_lock``, which ``collect`` takes too): a
+second one stops at once and says so.
+
 Ctrl+C stops a run cleanly: the workers ignore it and the grader ends them (their kernels end
 with them), the gradebook keeps every result recorded so far and nothing after, and the next run
 grades the rest (``GradingInterrupted``).
@@ -160,11 +163,13 @@ class _Pool:
 
             runner.load_kernel_machinery()
             gc.freeze()
+        # A forked worker closes the workspace's lock too: it must not outlive this process.
+        inherited = self.template.inherited() + course.held_locks() if forked else ()
         self.executor = ProcessPoolExecutor(
             max_workers=jobs_n,
             mp_context=multiprocessing.get_context("fork" if forked else "spawn"),
             initializer=_worker_init,
-            initargs=(self.template.address or False, self.template.inherited()),
+            initargs=(self.template.address or False, inherited),
         )
         for _ in range(jobs_n):
             self.executor.submit(_started)  # the first submit forks every worker
@@ -230,6 +235,14 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
             f"nothing collected{which} yet: run `python -m grader collect` first"
         )
     jobs_n = min(max(1, jobs_n), notebooks)  # no more workers than notebooks
+    # Held for the whole run: a second run would grade the same notebooks in the same folders
+    # (and record grader errors for what the first moved away under it).
+    with course.workspace_lock("autograde"):
+        return _autograde(ids, jobs_n, limits, force, out, progress)
+
+
+def _autograde(ids, jobs_n, limits, force, out, progress):
+    """``autograde`` once the workspace is this process's."""
     pool = _Pool(jobs_n) if force or _probably_work(ids) else None
     try:
         todo, unchanged = plan(ids, limits, force)

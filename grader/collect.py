@@ -342,6 +342,20 @@ def collect(source, out=print, err=None):
             moved += 1
         found.setdefault(key, []).append(placed)
 
+    # Held while the workspace's notebooks are replaced: not while autograde reads them.
+    with course.workspace_lock("collect"):
+        imported, unchanged = _import(found, report, skip)
+    line = (
+        f"collected {imported} new or changed notebook(s), {unchanged} unchanged, "
+        f"{len(problems)} skipped, into {course.folder('submitted')}"
+    )
+    out(line + (f" ({moved} under another assignment than their folder's)" if moved else ""))
+    return imported + unchanged, len(problems)
+
+
+def _import(found, report, skip):
+    """Write the notebooks ``found`` (``{(student case-folded, assignment): [Placed]}``) into
+    ``submitted/``; returns ``(imported, unchanged)`` counts."""
     target = course.folder("submitted")
     collected = _collected(target)
     renamed = set()
@@ -378,12 +392,7 @@ def collect(source, out=print, err=None):
             dest.write_bytes(placed.raw)
             course.stamp(dest.parent)
             imported += 1
-    line = (
-        f"collected {imported} new or changed notebook(s), {unchanged} unchanged, "
-        f"{len(problems)} skipped, into {target}"
-    )
-    out(line + (f" ({moved} under another assignment than their folder's)" if moved else ""))
-    return imported + unchanged, len(problems)
+    return imported, unchanged
 
 
 def _folded(student):

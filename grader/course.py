@@ -1,5 +1,6 @@
 """Where the course lives: repository folders, the grading workspace, the nbgrader config."""
 
+import contextlib
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +22,66 @@ class UsageError(Exception):
 def workspace():
     """The grading workspace: $BACKPROP_GRADING_DIR, or ``.grading/`` in the repository."""
     return Path(os.environ.get(WORKSPACE_ENV) or REPO / ".grading").resolve()
+
+
+LOCK_FILE = "grader.lock"
+_held = {}  # {command: file descriptor} of the workspace locks this process holds
+
+
+class Busy(UsageError):
+    """Another grader command holds the workspace's lock (``workspace_lock``)."""
+
+
+@contextlib.contextmanager
+def workspace_lock(command):
+    """Hold the workspace's lock while ``command`` (``autograde``, ``collect``) changes it; raise
+    ``Busy`` at once, naming the command that holds it and its process, when another process
+    does. The lock is the operating system's on ``grader.lock`` in the workspace (``flock``):
+    it goes with the process that holds it, even one that is killed, so none is ever left
+    behind. Processes forked meanwhile must close the descriptors ``held_locks()`` gives."""
+    folder = workspace()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _lock(fd):
+            holder = os.read(fd, 200).decode("utf-8", "replace").split()
+            who = f"another {holder[1]}" if len(holder) > 1 else "another grader command"
+            pid = f" (pid {holder[0]})" if holder else ""
+            raise Busy(f"{who} is running in this workspace{pid}; wait for it to finish")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {command}\n".encode())
+        _held[command] = fd
+        yield
+    finally:
+        _held.pop(command, None)
+        os.close(fd)  # which releases the lock
+
+
+def held_locks():
+    """The file descriptors of the workspace locks this process holds."""
+    return tuple(_held.values())
+
+
+def _lock(fd):
+    """Take the lock on open file ``fd`` without waiting: False when another process has it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a byte far past the holder's pid, which stays readable
+        import msvcrt
+
+        os.lseek(fd, 4096, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def assignments():

@@ -436,7 +436,7 @@ from grader import course
 from grader.__main__ import main
 
 course.SOURCE = Path(sys.argv[1])
-main(["--workspace", sys.argv[2], "autograde", "-j", "2", "--cell-timeout", "60"])
+sys.exit(main(["--workspace", sys.argv[2], "autograde", "-j", "2", "--cell-timeout", "60"]))
 """
 
 
@@ -631,6 +631,63 @@ def test_ctrl_c_stops_grading_cleanly_and_the_next_run_grades_the_rest(grading_r
         again = json.loads((results / f"{sid}.json").read_text())
         assert ["dead-kernel", "cell 5"] not in again["flags"]
         assert sum(s or 0 for s, *_ in again["grades"].values()) == CLASS["alice"][2]
+
+
+def test_one_autograde_at_a_time_in_a_workspace_and_a_killed_one_leaves_no_lock(
+    grading_run, tmp_path, capsys
+):
+    """A second autograde (or a collect) while one runs stops at once with one line and code
+    2, and leaves nothing behind: two runs at once grade the same notebooks in the same
+    folders, and one's grader errors would stay for a notebook the other graded. The lock goes
+    with the process: once the run is killed, the workspace is free."""
+    import signal
+    import time
+
+    command, env, _ = grading_run
+    workspace = Path(command[-1])
+    for sid in ("dave", "ivy"):  # endless loops: a minute each
+        shutil.rmtree(workspace / "submitted" / sid)
+    hold, started = tmp_path / "hold", tmp_path / "started"
+    hold.touch()
+    submitted = next(workspace.glob(f"submitted/alice/{A}/*.ipynb"))
+    folder = tmp_path / "class"  # a collect of alice's again
+    (folder / "alice" / A).mkdir(parents=True)
+    shutil.copy(submitted, folder / "alice" / A)
+    nb = nbformat.read(submitted, as_version=4)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            f"import os, time\nopen({str(started)!r}, 'w').close()\n"
+            f"while os.path.exists({str(hold)!r}):\n    time.sleep(0.1)"
+        )
+    )
+    (workspace / "submitted" / "zz-slow" / A).mkdir(parents=True)
+    nbformat.write(nb, workspace / "submitted" / "zz-slow" / A / submitted.name)
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), first.communicate()[1][-3000:]
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        busy = (
+            f"error: another autograde is running in this workspace (pid {first.pid}); "
+            "wait for it to finish\n"
+        )
+        assert (second.returncode, second.stderr) == (2, busy), second.stderr[-3000:]
+        capsys.readouterr()
+        assert main(["--workspace", str(workspace), "collect", str(folder)]) == 2
+        assert capsys.readouterr().err == busy
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
+    hold.unlink()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not list((workspace / "results").glob("*/*.error"))
 
 
 def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
