@@ -747,6 +747,76 @@ def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
     assert left == [], left
 
 
+def test_a_notebook_known_to_end_its_worker_costs_the_others_nothing_on_later_runs(
+    tiny_class, tmp_path, monkeypatch, capsys
+):
+    """The pass that finds the notebook to blame says so readably, with a progress bar. On
+    later runs, that notebook unchanged is not graded again (named as a grader error still), so
+    that it loses nothing queued with it; with --force it is graded in a pool of its own."""
+    real_run, real_pool = runner.run, autograde._Pool.__init__
+    pools = []
+
+    def pool(self, jobs_n):
+        pools.append(jobs_n)
+        real_pool(self, jobs_n)
+
+    def run(nb, cwd, *args, **kwargs):
+        if Path(cwd).parent.name == "bob":
+            os._exit(1)  # as a notebook that kills the process running it
+        return real_run(nb, cwd, *args, **kwargs)
+
+    monkeypatch.setattr(autograde._Pool, "__init__", pool)
+    monkeypatch.setattr(runner, "run", run)  # the workers are forked with it
+    _, _, folder, _ = tiny_class
+    workspace = tmp_path / "workspace"
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(workspace))
+    assert main(["collect", str(folder)]) == 0
+    for sid in ("dave", "ivy"):  # endless loops: slow
+        shutil.rmtree(workspace / "submitted" / sid)
+    others = set(CLASS) - {"bob", "dave", "ivy"}
+    args = ["autograde", "-j", "2", "--cell-timeout", "10"]
+    with tempfile.TemporaryDirectory(prefix="t") as temporary:  # a short path for sockets
+        monkeypatch.setattr(tempfile, "tempdir", temporary)
+        capsys.readouterr()
+        assert main(args) == 1
+        out, err = capsys.readouterr()
+        lost = re.search(
+            r"^a notebook ended the process grading it: grading again the (\d+) notebook\(s\) "
+            r"lost with that process's pool, in smaller pools if it happens again, to find the "
+            r"one that does it$",
+            out,
+            re.M,
+        )
+        assert lost, out
+        assert re.search(rf"again: 100%\|[^|]*\| {lost[1]}/{lost[1]} ", err), err[-2000:]
+        assert f"grader error on bob/{A}: {autograde.LOST}" in out
+        results = workspace / "results" / A
+        assert {path.stem for path in results.glob("*.json")} == others
+
+        # alice hands in again: graded with the others, and bob's notebook is not
+        path = workspace / "submitted" / "alice" / A / "tiny.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell("x = 1"))
+        nbformat.write(nb, path)
+        del pools[:]
+        assert main(args) == 1
+        out = capsys.readouterr().out
+        assert pools == [2], out
+        assert f"grader error on bob/{A}: {autograde.STILL_LOST}" in out
+        assert f"1 graded, {len(others) - 1} unchanged, 1 failed" in out
+        assert "a notebook ended" not in out
+
+        del pools[:]
+        assert main([*args, "--force"]) == 1
+        out = capsys.readouterr().out
+        assert pools == [2, 1], out
+        assert f"bob/{A} ended the process grading it when last graded: graded in a pool" in out
+        assert f"grader error on bob/{A}: {autograde.LOST}" in out
+        assert f"{len(others)} graded, 0 unchanged, 1 failed" in out
+        assert "a notebook ended" not in out
+        assert not list(Path(temporary).iterdir())
+
+
 def test_without_a_template_workers_are_spawned_and_grade_the_same(graded, tmp_path, monkeypatch):
     """Where kernels cannot be forked (not Linux), workers are spawned and kernels started the
     usual way: the grades are the same."""
