@@ -199,6 +199,41 @@ def test_dead_kernel_is_flagged_for_a_human(graded):
     assert rows["alice"]["needs_manual_grade"] == "no"
 
 
+def test_the_notes_name_each_flagged_cell_as_a_learner_finds_it(graded):
+    """A flagged cell without a grade_id is named by its place among the code cells after the
+    nearest named one (not "cell `cell 4`", a count that includes markdown cells)."""
+    notes = {
+        sid: nbformat.read(course.folder("autograded") / sid / A / "tiny.ipynb", 4).cells[0].source
+        for sid in ("erin", "dave")
+    }
+    assert "- the code cell after `relu_backward` killed the kernel;" in notes["erin"]
+    assert "- cell `test_add` stopped after the time limit" in notes["dave"]
+    assert not any("cell `cell" in text for text in notes.values())
+
+
+def test_an_unnamed_cell_is_named_by_its_place():
+    from grader.worker import _notes, cell_name
+
+    def named(gid):
+        return nbformat.v4.new_code_cell("", metadata={"nbgrader": {"grade_id": gid}})
+
+    code, text = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+    cells = [text("#"), code(), text("..."), code(), named("test_Sigmoid"), text("x"), code()]
+    cells += [code() for _ in range(11)]
+    assert cell_name("cell 4", cells) == "the 2nd code cell from the top"
+    assert cell_name("cell 7", cells) == "the code cell after `test_Sigmoid`"
+    assert cell_name("cell 8", cells) == "the 2nd code cell after `test_Sigmoid`"
+    assert cell_name("cell 17", cells) == "the 11th code cell after `test_Sigmoid`"
+    assert cell_name("cell 18", cells) == "the 12th code cell after `test_Sigmoid`"
+    assert cell_name("test_Sigmoid", cells) == "cell `test_Sigmoid`"
+    assert cell_name("cell 99", cells) == "cell 99"
+    flags = [("timeout", "test_Sigmoid"), ("timeout", "cell 8")]
+    assert _notes(flags, [], cells=cells).source.splitlines()[2:] == [
+        "- cell `test_Sigmoid` stopped after the time limit",
+        "- the 2nd code cell after `test_Sigmoid` stopped after the time limit",
+    ]
+
+
 def export_rows():
     path = course.folder("exports") / "grades.csv"
     assert main(["export", "--to", str(path)]) == 0
