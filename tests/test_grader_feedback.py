@@ -155,6 +155,29 @@ def test_feedback_shows_no_folder_of_the_grading_machine(feedback_run):
         assert f"{folder}{os.sep}" not in text, f"the page shows {folder}"
 
 
+def test_the_course_library_of_another_checkout_is_shown_as_lib_backprop(tmp_path):
+    """An environment shared by several checkouts imports the course library from the one it
+    was installed from (its editable install points there), in the grader and in the kernels:
+    a traceback through it shows that checkout's folders unless they are hidden too."""
+    import subprocess
+
+    library = tmp_path / "other-checkout" / "lib" / "backprop"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text("")
+    shown = f"File {library}{os.sep}gradcheck.py:411, in check_gradient"
+    code = "import sys\nfrom grader import scrub\nprint(scrub.hide_paths(sys.argv[1]))"
+    env = os.environ | {"PYTHONPATH": str(library.parent)}  # imported before the installed one
+    done = subprocess.run(
+        [sys.executable, "-c", code, shown],
+        cwd=course.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == f"File lib/backprop{os.sep}gradcheck.py:411, in check_gradient\n"
+
+
 def test_a_hidden_line_inside_a_longer_line_is_a_leak():
     hidden = scrub.Hidden.of_lines(["x_hidden_case = np.arange(3)", "check(x_hidden_case)"], "")
     shown = "['import numpy', 'x = 1\\nx_hidden_case = np.arange(3)\\ncheck(x_hidden_case)']"
