@@ -2,7 +2,8 @@
 
 Grading state lives in the workspace: ``--workspace DIR``, else $BACKPROP_GRADING_DIR, else
 ``.grading/`` in the repository. Bad input (``course.UsageError``) and files that cannot be read
-or written (``OSError``) end the command with one line on stderr and exit code 2.
+or written (``OSError``) end the command with one line on stderr and exit code 2. ``--help``
+says the same to the instructor (``DESCRIPTION``).
 """
 
 import argparse
@@ -32,8 +33,24 @@ def _folder(text):
     return text
 
 
+DESCRIPTION = """\
+The instructor's commands: release the student notebooks; then, for each batch of
+submissions, collect, autograde, feedback and export (and report, to see what the class
+got right and wrong). "COMMAND --help" tells more about each.
+
+Grading state (the gradebook, submissions, graded copies, feedback pages, exports) goes to
+the workspace folder: --workspace DIR, else $BACKPROP_GRADING_DIR, else .grading/ in the
+repository. A command that cannot go on (bad input, a file it cannot read or write, a
+workspace another command is using) says why in one line and exits with code 2.
+"""
+
+
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m grader",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--workspace", type=_folder, metavar="DIR", help="grading workspace folder")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -49,10 +66,31 @@ def _parser():
     )
 
     p = sub.add_parser("autograde", help="grade new or changed submissions in parallel")
-    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
-    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N")
-    p.add_argument("--cell-timeout", type=_seconds, default=30.0, metavar="SEC")
-    p.add_argument("--notebook-timeout", type=_seconds, default=600.0, metavar="SEC")
+    p.add_argument(
+        "assignments", nargs="*", metavar="ASSIGNMENT", help="default: every one collected"
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="notebooks graded at once (default: one per core, %(default)s here)",
+    )
+    p.add_argument(
+        "--cell-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SEC",
+        help="time limit of a cell (default: %(default)g)",
+    )
+    p.add_argument(
+        "--notebook-timeout",
+        type=_seconds,
+        default=600.0,
+        metavar="SEC",
+        help="time limit of a whole notebook (default: %(default)g)",
+    )
     p.add_argument("--force", action="store_true", help="grade again even if unchanged")
 
     p = sub.add_parser("feedback", help="one HTML page per student and assignment")

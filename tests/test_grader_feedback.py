@@ -202,6 +202,17 @@ def one_line_error(capsys, argv, code=2):
     return captured.err
 
 
+def test_help_is_plain_text_for_the_instructor(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    shown = capsys.readouterr().out
+    for internal in ("``", "UsageError", "OSError"):
+        assert internal not in shown, shown
+    assert "--workspace DIR, else $BACKPROP_GRADING_DIR" in shown
+    assert "says why in one line and exits with code 2" in shown
+
+
 @pytest.mark.parametrize("command", ["release", "feedback"])
 def test_an_unknown_assignment_is_named(capsys, command):
     err = one_line_error(capsys, [command, "99-nope"])
