@@ -36,7 +36,7 @@ def _folder(text):
 DESCRIPTION = """\
 The instructor's commands: release the student notebooks; then, for each batch of
 submissions, collect, autograde, feedback and export (and report, to see what the class
-got right and wrong). "COMMAND --help" tells more about each.
+got right and wrong). "%(prog)s COMMAND --help" tells more about each.
 
 Grading state (the gradebook, submissions, graded copies, feedback pages, exports) goes to
 the workspace folder: --workspace DIR, else $BACKPROP_GRADING_DIR, else .grading/ in the
@@ -47,7 +47,7 @@ workspace another command is using) says why in one line and exits with code 2.
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m grader",
+        prog=course.command(),
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -167,10 +167,11 @@ def run(args):
 
 
 def message(error):
-    """``error`` as the one line the instructor sees."""
+    """``error`` as the one line the instructor sees; a command it names (``run `python -m
+    grader autograde` first``) as it can be typed here (``course.command()``)."""
     if isinstance(error, OSError) and error.filename and error.strerror:
         return f"{error.filename}: {error.strerror}"
-    return str(error)
+    return str(error).replace(f"`{course.COMMAND} ", f"`{course.command()} ")
 
 
 def main(argv=None):

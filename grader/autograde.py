@@ -252,7 +252,7 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
     if not notebooks:
         which = f" for {', '.join(ids)}" if named else ""
         raise course.UsageError(
-            f"nothing collected{which} yet: run `python -m grader collect` first"
+            f"nothing collected{which} yet: run `{course.command()} collect` first"
         )
     jobs_n = min(max(1, jobs_n), notebooks)  # no more workers than notebooks
     # Held for the whole run: a second run would grade the same notebooks in the same folders
@@ -320,7 +320,7 @@ LOST = (
 )
 STILL_LOST = (
     "the notebook ended the grading process that ran it when last graded, and has not changed: "
-    "not graded again (`autograde --force` grades it again, apart from the others); have a look "
+    "not graded again (autograde --force grades it again, apart from the others); have a look "
     "at it"
 )
 

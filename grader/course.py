@@ -2,6 +2,9 @@
 
 import contextlib
 import os
+import shlex
+import shutil
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +20,27 @@ CACHE_ENV = "BACKPROP_CACHE_DIR"
 
 class UsageError(Exception):
     """Bad input from the instructor: shown as one line, without a traceback."""
+
+
+COMMAND = "python -m grader"  # as a message names a command; shown as ``command()`` tells
+PATH_AT_START = os.environ.get("PATH", "")  # the command line's (``__main__`` adds to it)
+
+
+def command():
+    """The grader's command line as the instructor can type it here, with this Python:
+    relative to the current folder when it is in it (``.venv/bin/python -m grader``, as the
+    README has it), else by the name that finds it on the PATH (``python -m grader`` in an
+    activated environment), else by its full path."""
+    if not sys.executable:
+        return COMMAND
+    python = Path(sys.executable)
+    if python.is_relative_to(Path.cwd()):
+        return f"{shlex.quote(str(python.relative_to(Path.cwd())))} -m grader"
+    for name in ("python", "python3"):
+        found = shutil.which(name, path=PATH_AT_START)
+        if found and Path(found).absolute() == python:
+            return f"{name} -m grader"
+    return f"{shlex.quote(str(python))} -m grader"
 
 
 def workspace():
@@ -178,8 +202,6 @@ def load_config(**overrides):
 def nbgrader_env():
     """Environment for nbgrader subprocesses: the venv's bin on PATH (nbgrader starts
     ``alembic`` by name) and this folder on JUPYTER_CONFIG_PATH."""
-    import sys
-
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(

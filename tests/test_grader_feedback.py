@@ -219,25 +219,45 @@ def test_an_unknown_assignment_is_named(capsys, command):
     assert "unknown assignment(s): 99-nope" in err
 
 
+def _grader_here():
+    """The grader's command line as the README has it when run from the repository with the
+    environment's Python in it: ``.venv/bin/python -m grader``, else by its full path."""
+    python = Path(sys.executable)
+    return f"{python.relative_to(course.REPO) if python.is_relative_to(course.REPO) else python}"
+
+
 def test_feedback_and_export_before_autograde_say_nothing_was_graded(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(
         course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV]
     )  # --workspace sets it
+    monkeypatch.chdir(course.REPO)
+    run = f"run `{_grader_here()} -m grader autograde` first"
     assignment = course.assignments()[0]
     err = one_line_error(capsys, ["--workspace", str(tmp_path), "feedback", assignment])
-    assert f"nothing graded for {assignment} yet" in err and "autograde" in err
+    assert f"nothing graded for {assignment} yet" in err and run in err
     for command in ("export", "report"):
         err = one_line_error(capsys, ["--workspace", str(tmp_path), command])
-        assert "nothing graded yet" in err and "autograde" in err
+        assert "nothing graded yet" in err and run in err
     assert not (tmp_path / "exports").exists()
 
 
 def test_autograde_before_collect_says_nothing_was_collected(tmp_path, capsys, monkeypatch):
+    """The command to run is named as it was started: from the repository, as the README has
+    it; from elsewhere, by the name that finds its Python on the PATH, else by its full path."""
     monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])
     assignment = course.assignments()[0]
-    for named, which in (([], ""), ([assignment], f" for {assignment}")):
-        err = one_line_error(capsys, ["--workspace", str(tmp_path), "autograde", *named])
-        assert err == f"error: nothing collected{which} yet: run `python -m grader collect` first\n"
+    bin_folder, name = str(Path(sys.executable).parent), Path(sys.executable).name
+    for folder, path, python in (
+        (course.REPO, bin_folder, _grader_here()),
+        (tmp_path, "", sys.executable),
+        (tmp_path, bin_folder, name if name in ("python", "python3") else sys.executable),
+    ):
+        monkeypatch.chdir(folder)
+        monkeypatch.setattr(course, "PATH_AT_START", path)
+        for named, which in (([], ""), ([assignment], f" for {assignment}")):
+            err = one_line_error(capsys, ["--workspace", str(tmp_path), "autograde", *named])
+            run = f"run `{python} -m grader collect` first"
+            assert err == f"error: nothing collected{which} yet: {run}\n"
 
 
 @pytest.mark.parametrize(
