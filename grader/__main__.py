@@ -52,20 +52,32 @@ def _parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--workspace", type=_folder, metavar="DIR", help="grading workspace folder")
+    # --workspace also after the command; there it wins, and without it the one before stays
+    workspace = argparse.ArgumentParser(add_help=False)
+    workspace.add_argument(
+        "--workspace",
+        type=_folder,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="grading workspace folder",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("release", help="generate notebooks/ from solutions/")
+    def command(name, **kwargs):
+        return sub.add_parser(name, parents=[workspace], **kwargs)
+
+    p = command("release", help="generate notebooks/ from solutions/")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
     p.add_argument("--check", action="store_true", help="fail and name notebooks that drifted")
 
-    p = sub.add_parser("collect", help="import submissions from a folder or a zip")
+    p = command("collect", help="import submissions from a folder or a zip")
     p.add_argument(
         "source",
         metavar="SOURCE",
         help="folder or zip: student_id/assignment/*.ipynb, or a Moodle or Canvas download",
     )
 
-    p = sub.add_parser("autograde", help="grade new or changed submissions in parallel")
+    p = command("autograde", help="grade new or changed submissions in parallel")
     p.add_argument(
         "assignments", nargs="*", metavar="ASSIGNMENT", help="default: every one collected"
     )
@@ -93,10 +105,10 @@ def _parser():
     )
     p.add_argument("--force", action="store_true", help="grade again even if unchanged")
 
-    p = sub.add_parser("feedback", help="one HTML page per student and assignment")
+    p = command("feedback", help="one HTML page per student and assignment")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
 
-    p = sub.add_parser("export", help="grades as CSV")
+    p = command("export", help="grades as CSV")
     p.add_argument(
         "--wide",
         action="store_true",
@@ -120,10 +132,10 @@ def _parser():
         help="default: exports/grades.csv (with --wide exports/grades-wide.csv) in the workspace",
     )
 
-    p = sub.add_parser("report", help="what the class got right and wrong, per exercise")
+    p = command("report", help="what the class got right and wrong, per exercise")
     p.add_argument("--html", metavar="FILE", help="default: exports/report.html in the workspace")
 
-    p = sub.add_parser("doctor", help="check that JupyterLab has what the notebooks need")
+    p = command("doctor", help="check that JupyterLab has what the notebooks need")
     p.add_argument("--quiet", action="store_true")
     return parser
 

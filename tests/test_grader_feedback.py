@@ -260,6 +260,22 @@ def test_autograde_before_collect_says_nothing_was_collected(tmp_path, capsys, m
             assert err == f"error: nothing collected{which} yet: {run}\n"
 
 
+def test_the_workspace_can_be_named_after_the_command_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "elsewhere"))  # restored after
+    err = one_line_error(capsys, ["autograde", "--workspace", str(tmp_path / "here")])
+    assert err.startswith("error: nothing collected yet")
+    assert course.workspace() == tmp_path / "here"
+    argv = [
+        "--workspace",
+        str(tmp_path / "before"),
+        "export",
+        "--workspace",
+        str(tmp_path / "after"),
+    ]
+    one_line_error(capsys, argv)
+    assert course.workspace() == tmp_path / "after", "the one nearer the command wins"
+
+
 @pytest.mark.parametrize(
     ("args", "why"),
     [
