@@ -134,6 +134,10 @@ def _member(archive, info):
         raise ValueError(f"damaged in the zip ({error}): download or zip it again") from error
 
 
+ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")  # how a zip file begins
+AGAIN = "download or zip it again"
+
+
 def _entries(source):
     source = Path(source)
     if source.is_dir():
@@ -142,14 +146,34 @@ def _entries(source):
                 rel = PurePosixPath(path.relative_to(source).as_posix())
                 yield Entry(rel, path.read_bytes)
     elif zipfile.is_zipfile(source):
-        archive = zipfile.ZipFile(source)
+        try:
+            archive = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise course.UsageError(f"{source}: a damaged zip file ({error}): {AGAIN}") from None
         named = sorted((_zip_name(info), info) for info in archive.infolist() if not info.is_dir())
         for name, info in named:
             yield Entry(PurePosixPath(name), lambda i=info: _member(archive, i))
     elif not source.exists():
         raise course.UsageError(f"{source}: no such folder or file")
+    elif _starts_as_a_zip(source):
+        raise course.UsageError(
+            f"{source}: a damaged zip file (cut short: the list of its files, at its end, is "
+            f"missing): {AGAIN}"
+        )
+    elif source.suffix.lower() == ".zip":
+        raise course.UsageError(f"{source}: named .zip, but not a zip file: {AGAIN}")
     else:
         raise course.UsageError(f"{source}: not a folder or a zip file")
+
+
+def _starts_as_a_zip(path):
+    """True when the file at ``path`` begins as a zip file does (Python finds a zip by its end,
+    which a download cut short lacks)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) in ZIP_STARTS
+    except OSError:
+        return False
 
 
 def _as_id(text):

@@ -351,6 +351,33 @@ def test_a_damaged_or_encrypted_notebook_in_a_zip_is_skipped_with_why(
     assert code == 1
 
 
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [
+        ("cut", "a damaged zip file (cut short: the list of its files, at its end, is missing)"),
+        ("list", "a damaged zip file (Bad magic number for central directory)"),
+        ("page", "named .zip, but not a zip file"),
+    ],
+)
+def test_a_damaged_zip_is_named_so(submitted, tmp_path, capsys, how, why):
+    """A download cut short, a zip whose list of files is damaged, a web page saved as a zip:
+    not "not a folder or a zip file"."""
+    zipped = tmp_path / "class.zip"
+    with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"alice/{ONE}/chain_rule.ipynb", nbformat.writes(nh.student_notebook(ONE)))
+    raw = bytearray(zipped.read_bytes())
+    if how == "cut":
+        raw = raw[: len(raw) // 2]
+    elif how == "list":
+        raw[raw.index(b"PK\x01\x02")] ^= 0xFF
+    else:
+        raw = bytearray(b"<!DOCTYPE html><html>Sign in to download</html>")
+    zipped.write_bytes(bytes(raw))
+    code, out, err = _collect(zipped, capsys)
+    assert (code, out, _notebooks(submitted)) == (2, [], [])
+    assert err == [f"error: {zipped}: {why}: download or zip it again"]
+
+
 def test_a_source_that_does_not_exist_is_named_so(submitted, tmp_path, capsys):
     code, out, err = _collect(tmp_path / "nowhere.zip", capsys)
     assert (code, out) == (2, [])
