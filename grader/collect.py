@@ -30,6 +30,7 @@ own notebook name; under a folder that is not an assignment, it is skipped ("unk
 released.
 """
 
+import json
 import re
 import struct
 import sys
@@ -253,21 +254,36 @@ def _download_id(name):
 
 
 def _parse(raw):
-    """The notebook in ``raw`` bytes, or raise ValueError with a short reason."""
+    """The notebook in ``raw`` bytes, or raise ValueError with a short reason, which does not
+    quote the file (nbformat's messages for bad JSON begin with its first lines)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    if not text.strip():
+        raise ValueError("not a valid notebook: the file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        # The text ends where the JSON needs more (a string is unterminated only at its end).
+        if error.msg.startswith("Unterminated string") or not text[error.pos :].strip():
+            end = text.rstrip().count("\n") + 1
+            raise ValueError(
+                f"not a valid notebook: its JSON stops unfinished at line {end} (cut short?)"
+            ) from None
+        at = f"line {error.lineno}, column {error.colno}"
+        raise ValueError(f"not a valid notebook: JSON error at {at} ({error.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ValueError("not a valid notebook: no list of cells")
+    if not all(isinstance(cell, dict) for cell in data["cells"]):
+        raise ValueError("not a valid notebook: a cell that is not a JSON object")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. duplicate cell ids, repaired on grading
-            nb = nbformat.reads(raw.decode("utf-8-sig"), as_version=4)
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    except Exception as error:  # nbformat raises several kinds for bad JSON
+            return nbformat.reads(text, as_version=4)
+    except Exception as error:  # nbformat raises several kinds for what it cannot convert
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise ValueError(f"unreadable notebook JSON ({reason})") from None
-    if not isinstance(nb.get("cells"), list):
-        raise ValueError("unreadable notebook JSON (no cells)")
-    if not all(isinstance(cell, dict) for cell in nb.cells):
-        raise ValueError("unreadable notebook JSON (a cell that is not an object)")
-    return nb
+        raise ValueError(f"not a valid notebook ({reason})") from None
 
 
 def _place(nb, found, course_masters):

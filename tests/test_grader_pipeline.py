@@ -156,8 +156,8 @@ def test_collect_reports_each_bad_file_on_one_line(tiny_class, capsys, monkeypat
             f"(also in export/bob/{A})",
             f"skipped export/bob/{A}/tiny.ipynb: duplicate student 'Bob' for {A} "
             f"(also in export/Bob/{A})",
-            f"skipped export/kim/{A}/tiny.ipynb: unreadable notebook JSON "
-            "(Notebook does not appear to be JSON: '{not json')",
+            f"skipped export/kim/{A}/tiny.ipynb: not a valid notebook: JSON error at line 1, "
+            "column 2 (Expecting property name enclosed in double quotes)",
         ]
     ), err
     imported = root / "collect-only" / "submitted" / "judy" / A / "tiny.ipynb"
