@@ -2,7 +2,8 @@
 
 Grading state lives in the workspace: ``--workspace DIR``, else $BACKPROP_GRADING_DIR, else
 ``.grading/`` in the repository. Bad input (``course.UsageError``) and files that cannot be read
-or written (``OSError``) end the command with one line on stderr and exit code 2.
+or written (``OSError``) end the command with one line on stderr and exit code 2. ``--help``
+says the same to the instructor (``DESCRIPTION``).
 """
 
 import argparse
@@ -32,33 +33,82 @@ def _folder(text):
     return text
 
 
+DESCRIPTION = """\
+The instructor's commands: release the student notebooks; then, for each batch of
+submissions, collect, autograde, feedback and export (and report, to see what the class
+got right and wrong). "%(prog)s COMMAND --help" tells more about each.
+
+Grading state (the gradebook, submissions, graded copies, feedback pages, exports) goes to
+the workspace folder: --workspace DIR, else $BACKPROP_GRADING_DIR, else .grading/ in the
+repository. A command that cannot go on (bad input, a file it cannot read or write, a
+workspace another command is using) says why in one line and exits with code 2.
+"""
+
+
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog=course.command(),
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--workspace", type=_folder, metavar="DIR", help="grading workspace folder")
+    # --workspace also after the command; there it wins, and without it the one before stays
+    workspace = argparse.ArgumentParser(add_help=False)
+    workspace.add_argument(
+        "--workspace",
+        type=_folder,
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="grading workspace folder",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("release", help="generate notebooks/ from solutions/")
+    def command(name, **kwargs):
+        return sub.add_parser(name, parents=[workspace], **kwargs)
+
+    p = command("release", help="generate notebooks/ from solutions/")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
     p.add_argument("--check", action="store_true", help="fail and name notebooks that drifted")
 
-    p = sub.add_parser("collect", help="import submissions from a folder or a zip")
+    p = command("collect", help="import submissions from a folder or a zip")
     p.add_argument(
         "source",
         metavar="SOURCE",
         help="folder or zip: student_id/assignment/*.ipynb, or a Moodle or Canvas download",
     )
 
-    p = sub.add_parser("autograde", help="grade new or changed submissions in parallel")
-    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
-    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N")
-    p.add_argument("--cell-timeout", type=_seconds, default=30.0, metavar="SEC")
-    p.add_argument("--notebook-timeout", type=_seconds, default=600.0, metavar="SEC")
+    p = command("autograde", help="grade new or changed submissions in parallel")
+    p.add_argument(
+        "assignments", nargs="*", metavar="ASSIGNMENT", help="default: every one collected"
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="notebooks graded at once (default: one per core, %(default)s here)",
+    )
+    p.add_argument(
+        "--cell-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SEC",
+        help="time limit of a cell (default: %(default)g)",
+    )
+    p.add_argument(
+        "--notebook-timeout",
+        type=_seconds,
+        default=600.0,
+        metavar="SEC",
+        help="time limit of a whole notebook (default: %(default)g)",
+    )
     p.add_argument("--force", action="store_true", help="grade again even if unchanged")
 
-    p = sub.add_parser("feedback", help="one HTML page per student and assignment")
+    p = command("feedback", help="one HTML page per student and assignment")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
 
-    p = sub.add_parser("export", help="grades as CSV")
+    p = command("export", help="grades as CSV")
     p.add_argument(
         "--wide",
         action="store_true",
@@ -82,10 +132,10 @@ def _parser():
         help="default: exports/grades.csv (with --wide exports/grades-wide.csv) in the workspace",
     )
 
-    p = sub.add_parser("report", help="what the class got right and wrong, per exercise")
+    p = command("report", help="what the class got right and wrong, per exercise")
     p.add_argument("--html", metavar="FILE", help="default: exports/report.html in the workspace")
 
-    p = sub.add_parser("doctor", help="check that JupyterLab has what the notebooks need")
+    p = command("doctor", help="check that JupyterLab has what the notebooks need")
     p.add_argument("--quiet", action="store_true")
     return parser
 
@@ -129,10 +179,11 @@ def run(args):
 
 
 def message(error):
-    """``error`` as the one line the instructor sees."""
+    """``error`` as the one line the instructor sees; a command it names (``run `python -m
+    grader autograde` first``) as it can be typed here (``course.command()``)."""
     if isinstance(error, OSError) and error.filename and error.strerror:
         return f"{error.filename}: {error.strerror}"
-    return str(error)
+    return str(error).replace(f"`{course.COMMAND} ", f"`{course.command()} ")
 
 
 def main(argv=None):

@@ -13,6 +13,9 @@ the kernel for its next submission started and answering while the current one r
 process only records results, in one gradebook session, in a thread of low priority while the
 notebooks run (the assignments' cells first).
 
+One run at a time in a workspace (``course.workspace_lock``, which ``collect`` takes too): a
+second one stops at once and says so.
+
 Ctrl+C stops a run cleanly: the workers ignore it and the grader ends them (their kernels end
 with them), the gradebook keeps every result recorded so far and nothing after, and the next run
 grades the rest (``GradingInterrupted``).
@@ -43,14 +46,24 @@ def result_path(assignment, student):
 
 def failure_path(assignment, student):
     """Where the last autograde of a submission that failed with a grader error left the
-    error's message (removed when it is graded)."""
+    error's message, and the key of what was graded (removed when it is graded)."""
     return result_path(assignment, student).with_suffix(".error")
 
 
 def _record_failure(job, message):
     path = failure_path(job["assignment"], job["student"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(message + "\n")
+    path.write_text(f"{message}\nkey: {job['key']}\n")
+
+
+def _ended_its_grader(assignment, student, key=None):
+    """True when the last autograde of this submission found that it ends the process grading
+    it (``LOST``), and it has not changed since (its ``key``; any key when None)."""
+    try:
+        lines = failure_path(assignment, student).read_text().splitlines()
+    except OSError:
+        return False
+    return lines[:1] == [LOST] and (key is None or lines[1:2] == [f"key: {key}"])
 
 
 def load_result(assignment, student):
@@ -95,6 +108,8 @@ def plan(ids, limits, force=False):
                         "master": master,
                         "limits": limits,
                         "key": key,
+                        # not graded with the others: see autograde
+                        "alone": failed and _ended_its_grader(aid, student_dir.name, key),
                     }
                 )
     return jobs, unchanged
@@ -166,11 +181,13 @@ class _Pool:
 
             runner.load_kernel_machinery()
             gc.freeze()
+        # A forked worker closes the workspace's lock too: it must not outlive this process.
+        inherited = self.template.inherited() + course.held_locks() if forked else ()
         self.executor = ProcessPoolExecutor(
             max_workers=jobs_n,
             mp_context=multiprocessing.get_context("fork" if forked else "spawn"),
             initializer=_worker_init,
-            initargs=(self.template.address or False, self.template.inherited()),
+            initargs=(self.template.address or False, inherited),
         )
         for _ in range(jobs_n):
             self.executor.submit(_started)  # the first submit forks every worker
@@ -216,13 +233,21 @@ def _probably_work(ids):
     for aid in ids:
         for path in course.folder("submitted").glob(f"*/{aid}/*.ipynb"):
             result = result_path(aid, path.parent.parent.name)
+            if _ended_its_grader(aid, path.parent.parent.name):
+                continue  # most likely not graded again (see autograde)
             if not result.exists() or result.stat().st_mtime < path.stat().st_mtime:
                 return True
     return False
 
 
 def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=True):
-    """Grade; returns ``(results, failures, unchanged)``."""
+    """Grade; returns ``(results, failures, unchanged)``.
+
+    A notebook that the last run blamed for ending the process grading it (``LOST``: it did
+    so twice, with others and on its own) is not graded again while it has not changed: it
+    would do it again, and cost its time on every run. It stays a grader error, named again
+    each run. With ``force`` it is graded again, in a pool of its own after the others, so
+    that it costs them nothing."""
     limits = limits or Limits()
     submitted = course.folder("submitted")
     named = ids
@@ -233,19 +258,39 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
     if not notebooks:
         which = f" for {', '.join(ids)}" if named else ""
         raise course.UsageError(
-            f"nothing collected{which} yet: run `python -m grader collect` first"
+            f"nothing collected{which} yet: run `{course.command()} collect` first"
         )
     jobs_n = min(max(1, jobs_n), notebooks)  # no more workers than notebooks
+    # Held for the whole run: a second run would grade the same notebooks in the same folders
+    # (and record grader errors for what the first moved away under it).
+    with course.workspace_lock("autograde"):
+        return _autograde(ids, jobs_n, limits, force, out, progress)
+
+
+def _autograde(ids, jobs_n, limits, force, out, progress):
+    """``autograde`` once the workspace is this process's."""
     pool = _Pool(jobs_n) if force or _probably_work(ids) else None
     try:
         todo, unchanged = plan(ids, limits, force)
+        alone = [job for job in todo if job["alone"]]
+        todo = [job for job in todo if not job["alone"]]
         if todo and pool is None:
             pool = _Pool(jobs_n)
         graded = _grade_all(pool.executor, todo, jobs_n, progress) if todo else _Graded()
-        if graded.lost:
-            pool.abort()
+        if not force:
+            graded.failures += [
+                (f"{job['student']}/{job['assignment']}", STILL_LOST) for job in alone
+            ]
+            alone = []
+        lost, graded.lost = graded.lost, []
+        apart = _apart(lost, alone, out)
+        if apart:
+            if lost:
+                pool.abort()
+            elif pool is not None:
+                pool.close()  # not needed any more
             pool = None
-            graded = _grade_lost(graded, jobs_n, out)
+            _grade_apart(apart, graded, jobs_n, progress)
     except KeyboardInterrupt as stop:
         if pool is not None:
             pool.abort()
@@ -279,38 +324,76 @@ LOST = (
     "the notebook ended the grading process that ran it (it killed that process, say), again "
     "when graded on its own: not graded, have a look at it"
 )
+STILL_LOST = (
+    "the notebook ended the grading process that ran it when last graded, and has not changed: "
+    "not graded again (autograde --force grades it again, apart from the others); have a look "
+    "at it"
+)
 
 
-def _grade_lost(graded, jobs_n, out):
-    """Grade again the jobs ``graded.lost``: a notebook ended a worker process (killed it, or
-    the template its kernels come from), and every job of the pool was lost with it. They go
-    to a new pool; when a pool is lost again, the jobs it lost are split in two, each half in a
-    pool of its own, down to a single notebook, the one to blame (``LOST``). Returns
-    ``graded`` with the new results and failures and nothing lost."""
-    batches, graded.lost = [graded.lost], []
-    out(f"{len(batches[0])} notebook(s) lost with a grading process that a notebook ended: again")
-    while batches:
-        batch = batches.pop()
-        pool = _Pool(min(jobs_n, len(batch)))
-        try:
-            again = _grade_all(pool.executor, batch, min(jobs_n, len(batch)), progress=False)
-        except KeyboardInterrupt as stop:
-            pool.abort()
-            recorded = len(graded.results) + getattr(stop, "recorded", 0)
-            raise GradingInterrupted(recorded) from None
-        if again.lost:
-            pool.abort()
-        else:
-            pool.close()
-        graded.results += again.results
-        graded.failures += again.failures
-        if len(again.lost) == 1 and len(batch) == 1:
-            job = batch[0]
-            graded.failures.append((f"{job['student']}/{job['assignment']}", LOST))
-            _record_failure(job, LOST)
-        elif again.lost:
-            half = (len(again.lost) + 1) // 2
-            batches += [part for part in (again.lost[:half], again.lost[half:]) if part]
+def _apart(lost, alone, out):
+    """The batches of jobs to grade apart from the others, each in a pool of its own (see
+    ``_grade_apart``), saying why: the jobs ``lost`` with a pool that a notebook broke, and
+    each job ``alone``, whose notebook ended its grading process when last graded (graded again
+    with ``--force``)."""
+    batches = [lost] if lost else []
+    if lost:
+        out(
+            "a notebook ended the process grading it: grading again the "
+            f"{len(lost)} notebook(s) lost with that process's pool, in smaller pools if it "
+            "happens again, to find the one that does it"
+        )
+    for job in alone:
+        out(
+            f"{job['student']}/{job['assignment']} ended the process grading it when last "
+            "graded: graded in a pool of its own, after the others"
+        )
+        batches.append([job])
+    return batches
+
+
+def _grade_apart(batches, graded, jobs_n, progress):
+    """Grade each of ``batches`` (lists of jobs) in a new pool of its own, adding what it gives
+    to ``graded``, with one progress bar. When a pool is lost (a notebook ended a worker
+    process: killed it, or the template its kernels come from, and every job of the pool was
+    lost with it), the jobs it lost are split in two, each half in a pool of its own, down to
+    a single notebook, the one to blame (``LOST``)."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=sum(len(batch) for batch in batches),
+        unit="nb",
+        desc="again",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    try:
+        while batches:
+            batch = batches.pop(0)
+            pool = _Pool(min(jobs_n, len(batch)))
+            try:
+                again = _grade_all(pool.executor, batch, min(jobs_n, len(batch)), progress, bar)
+            except KeyboardInterrupt as stop:
+                pool.abort()
+                recorded = len(graded.results) + getattr(stop, "recorded", 0)
+                raise GradingInterrupted(recorded) from None
+            if again.lost:
+                pool.abort()
+            else:
+                pool.close()
+            graded.results += again.results
+            graded.failures += again.failures
+            if len(again.lost) == 1 and len(batch) == 1:
+                job = batch[0]
+                graded.failures.append((f"{job['student']}/{job['assignment']}", LOST))
+                _record_failure(job, LOST)
+                bar.update()
+            elif again.lost:
+                half = (len(again.lost) + 1) // 2
+                batches[:0] = [part for part in (again.lost[:half], again.lost[half:]) if part]
+    finally:
+        bar.close()
     return graded
 
 
@@ -320,11 +403,12 @@ def _yield_cpu():
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
-def _record_all(futures, bar, stop, graded):
+def _record_all(futures, bar, stop, graded, count_lost=True):
     """The gradebook's side of grading, on the CPU the template and the notebooks leave: it can
     wait, they cannot. Records the assignments' cells (nbgrader's imports and a build: a second
     of CPU), then each result as it comes in, in one session, into ``graded`` (a ``_Graded``),
-    until every future is done or ``stop`` is set."""
+    until every future is done or ``stop`` is set. ``count_lost``: a job lost with its pool
+    moves ``bar`` too."""
     _yield_cpu()
     for aid in sorted({job["assignment"] for job in futures.values()}):
         gradebook.sync_assignment(aid)
@@ -332,10 +416,10 @@ def _record_all(futures, bar, stop, graded):
     with gradebook.open_gradebook() as gb:
         while pending and not stop.is_set():
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _record_done(gb, done, futures, bar, graded)
+            _record_done(gb, done, futures, bar, graded, count_lost)
 
 
-def _record_done(gb, done, futures, bar, graded):
+def _record_done(gb, done, futures, bar, graded, count_lost=True):
     """Record the finished futures ``done`` (see ``_record_all``)."""
     for future in done:
         job = futures[future]
@@ -344,8 +428,10 @@ def _record_done(gb, done, futures, bar, graded):
             result = future.result()
             _save(gb, result, job)
             graded.results.append(result)
-        except BrokenProcessPool:  # a notebook ended its worker: see _grade_lost
+        except BrokenProcessPool:  # a notebook ended its worker: see _grade_apart
             graded.lost.append(job)
+            if not count_lost:
+                continue
         except Exception as error:  # a grader fault: report it, go on with the others
             gb.db.rollback()
             graded.failures.append((name, f"{type(error).__name__}: {error}"))
@@ -354,9 +440,10 @@ def _record_done(gb, done, futures, bar, graded):
         bar.update()
 
 
-def _grade_all(pool, todo, jobs_n, progress):
+def _grade_all(pool, todo, jobs_n, progress, bar=None):
     """Submit every job to ``pool`` and record the results in a thread of low priority while
-    the notebooks run: a ``_Graded``."""
+    the notebooks run: a ``_Graded``. With ``bar``, a progress bar of a longer run (which stays
+    open), jobs lost with the pool do not move it: they are graded again."""
     from tqdm import tqdm
 
     from .worker import grade
@@ -364,18 +451,20 @@ def _grade_all(pool, todo, jobs_n, progress):
     # Each worker's last job starts no kernel for a next one.
     for index, job in enumerate(todo):
         job["next_kernel"] = index < len(todo) - jobs_n
-    bar = tqdm(
-        total=len(todo),
-        unit="nb",
-        desc="autograde",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    own = bar is None
+    if own:
+        bar = tqdm(
+            total=len(todo),
+            unit="nb",
+            desc="autograde",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
     futures = {pool.submit(grade, job): job for job in todo}
     stop, graded = threading.Event(), _Graded()
     recorder = ThreadPoolExecutor(max_workers=1)
-    recording = recorder.submit(_record_all, futures, bar, stop, graded)
+    recording = recorder.submit(_record_all, futures, bar, stop, graded, own)
     try:
         recording.result()
     except KeyboardInterrupt:
@@ -384,7 +473,8 @@ def _grade_all(pool, todo, jobs_n, progress):
         raise GradingInterrupted(len(graded.results)) from None
     finally:
         recorder.shutdown(wait=False)
-        bar.close()
+        if own:
+            bar.close()
     return graded
 
 

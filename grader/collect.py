@@ -30,6 +30,7 @@ own notebook name; under a folder that is not an assignment, it is skipped ("unk
 released.
 """
 
+import json
 import re
 import struct
 import sys
@@ -134,6 +135,10 @@ def _member(archive, info):
         raise ValueError(f"damaged in the zip ({error}): download or zip it again") from error
 
 
+ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")  # how a zip file begins
+AGAIN = "download or zip it again"
+
+
 def _entries(source):
     source = Path(source)
     if source.is_dir():
@@ -142,14 +147,34 @@ def _entries(source):
                 rel = PurePosixPath(path.relative_to(source).as_posix())
                 yield Entry(rel, path.read_bytes)
     elif zipfile.is_zipfile(source):
-        archive = zipfile.ZipFile(source)
+        try:
+            archive = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise course.UsageError(f"{source}: a damaged zip file ({error}): {AGAIN}") from None
         named = sorted((_zip_name(info), info) for info in archive.infolist() if not info.is_dir())
         for name, info in named:
             yield Entry(PurePosixPath(name), lambda i=info: _member(archive, i))
     elif not source.exists():
         raise course.UsageError(f"{source}: no such folder or file")
+    elif _starts_as_a_zip(source):
+        raise course.UsageError(
+            f"{source}: a damaged zip file (cut short: the list of its files, at its end, is "
+            f"missing): {AGAIN}"
+        )
+    elif source.suffix.lower() == ".zip":
+        raise course.UsageError(f"{source}: named .zip, but not a zip file: {AGAIN}")
     else:
         raise course.UsageError(f"{source}: not a folder or a zip file")
+
+
+def _starts_as_a_zip(path):
+    """True when the file at ``path`` begins as a zip file does (Python finds a zip by its end,
+    which a download cut short lacks)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) in ZIP_STARTS
+    except OSError:
+        return False
 
 
 def _as_id(text):
@@ -229,21 +254,36 @@ def _download_id(name):
 
 
 def _parse(raw):
-    """The notebook in ``raw`` bytes, or raise ValueError with a short reason."""
+    """The notebook in ``raw`` bytes, or raise ValueError with a short reason, which does not
+    quote the file (nbformat's messages for bad JSON begin with its first lines)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    if not text.strip():
+        raise ValueError("not a valid notebook: the file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        # The text ends where the JSON needs more (a string is unterminated only at its end).
+        if error.msg.startswith("Unterminated string") or not text[error.pos :].strip():
+            end = text.rstrip().count("\n") + 1
+            raise ValueError(
+                f"not a valid notebook: its JSON stops unfinished at line {end} (cut short?)"
+            ) from None
+        at = f"line {error.lineno}, column {error.colno}"
+        raise ValueError(f"not a valid notebook: JSON error at {at} ({error.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ValueError("not a valid notebook: no list of cells")
+    if not all(isinstance(cell, dict) for cell in data["cells"]):
+        raise ValueError("not a valid notebook: a cell that is not a JSON object")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. duplicate cell ids, repaired on grading
-            nb = nbformat.reads(raw.decode("utf-8-sig"), as_version=4)
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    except Exception as error:  # nbformat raises several kinds for bad JSON
+            return nbformat.reads(text, as_version=4)
+    except Exception as error:  # nbformat raises several kinds for what it cannot convert
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise ValueError(f"unreadable notebook JSON ({reason})") from None
-    if not isinstance(nb.get("cells"), list):
-        raise ValueError("unreadable notebook JSON (no cells)")
-    if not all(isinstance(cell, dict) for cell in nb.cells):
-        raise ValueError("unreadable notebook JSON (a cell that is not an object)")
-    return nb
+        raise ValueError(f"not a valid notebook ({reason})") from None
 
 
 def _place(nb, found, course_masters):
@@ -342,6 +382,20 @@ def collect(source, out=print, err=None):
             moved += 1
         found.setdefault(key, []).append(placed)
 
+    # Held while the workspace's notebooks are replaced: not while autograde reads them.
+    with course.workspace_lock("collect"):
+        imported, unchanged = _import(found, report, skip)
+    line = (
+        f"collected {imported} new or changed notebook(s), {unchanged} unchanged, "
+        f"{len(problems)} skipped, into {course.folder('submitted')}"
+    )
+    out(line + (f" ({moved} under another assignment than their folder's)" if moved else ""))
+    return imported + unchanged, len(problems)
+
+
+def _import(found, report, skip):
+    """Write the notebooks ``found`` (``{(student case-folded, assignment): [Placed]}``) into
+    ``submitted/``; returns ``(imported, unchanged)`` counts."""
     target = course.folder("submitted")
     collected = _collected(target)
     renamed = set()
@@ -378,12 +432,7 @@ def collect(source, out=print, err=None):
             dest.write_bytes(placed.raw)
             course.stamp(dest.parent)
             imported += 1
-    line = (
-        f"collected {imported} new or changed notebook(s), {unchanged} unchanged, "
-        f"{len(problems)} skipped, into {target}"
-    )
-    out(line + (f" ({moved} under another assignment than their folder's)" if moved else ""))
-    return imported + unchanged, len(problems)
+    return imported, unchanged
 
 
 def _folded(student):

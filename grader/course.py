@@ -1,6 +1,10 @@
 """Where the course lives: repository folders, the grading workspace, the nbgrader config."""
 
+import contextlib
 import os
+import shlex
+import shutil
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,9 +22,90 @@ class UsageError(Exception):
     """Bad input from the instructor: shown as one line, without a traceback."""
 
 
+COMMAND = "python -m grader"  # as a message names a command; shown as ``command()`` tells
+PATH_AT_START = os.environ.get("PATH", "")  # the command line's (``__main__`` adds to it)
+
+
+def command():
+    """The grader's command line as the instructor can type it here, with this Python:
+    relative to the current folder when it is in it (``.venv/bin/python -m grader``, as the
+    README has it), else by the name that finds it on the PATH (``python -m grader`` in an
+    activated environment), else by its full path."""
+    if not sys.executable:
+        return COMMAND
+    python = Path(sys.executable)
+    if python.is_relative_to(Path.cwd()):
+        return f"{shlex.quote(str(python.relative_to(Path.cwd())))} -m grader"
+    for name in ("python", "python3"):
+        found = shutil.which(name, path=PATH_AT_START)
+        if found and Path(found).absolute() == python:
+            return f"{name} -m grader"
+    return f"{shlex.quote(str(python))} -m grader"
+
+
 def workspace():
     """The grading workspace: $BACKPROP_GRADING_DIR, or ``.grading/`` in the repository."""
     return Path(os.environ.get(WORKSPACE_ENV) or REPO / ".grading").resolve()
+
+
+LOCK_FILE = "grader.lock"
+_held = {}  # {command: file descriptor} of the workspace locks this process holds
+
+
+class Busy(UsageError):
+    """Another grader command holds the workspace's lock (``workspace_lock``)."""
+
+
+@contextlib.contextmanager
+def workspace_lock(command):
+    """Hold the workspace's lock while ``command`` (``autograde``, ``collect``) changes it; raise
+    ``Busy`` at once, naming the command that holds it and its process, when another process
+    does. The lock is the operating system's on ``grader.lock`` in the workspace (``flock``):
+    it goes with the process that holds it, even one that is killed, so none is ever left
+    behind. Processes forked meanwhile must close the descriptors ``held_locks()`` gives."""
+    folder = workspace()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _lock(fd):
+            holder = os.read(fd, 200).decode("utf-8", "replace").split()
+            who = f"another {holder[1]}" if len(holder) > 1 else "another grader command"
+            pid = f" (pid {holder[0]})" if holder else ""
+            raise Busy(f"{who} is running in this workspace{pid}; wait for it to finish")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {command}\n".encode())
+        _held[command] = fd
+        yield
+    finally:
+        _held.pop(command, None)
+        os.close(fd)  # which releases the lock
+
+
+def held_locks():
+    """The file descriptors of the workspace locks this process holds."""
+    return tuple(_held.values())
+
+
+def _lock(fd):
+    """Take the lock on open file ``fd`` without waiting: False when another process has it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: a byte far past the holder's pid, which stays readable
+        import msvcrt
+
+        os.lseek(fd, 4096, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def assignments():
@@ -117,8 +202,6 @@ def load_config(**overrides):
 def nbgrader_env():
     """Environment for nbgrader subprocesses: the venv's bin on PATH (nbgrader starts
     ``alembic`` by name) and this folder on JUPYTER_CONFIG_PATH."""
-    import sys
-
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(

@@ -14,7 +14,9 @@ JSON string literal quotes it. Only lines the learner was not given count inside
 hidden ``relu.forward(x)`` does not make the visible ``y = relu.forward(x)`` a leak.
 """
 
+import functools
 import html
+import importlib.util
 import json
 import os
 import re
@@ -96,9 +98,26 @@ def leaks(page, hidden):
     return sorted({line for text in readings for line in hidden.shown(text)})
 
 
+@functools.cache
+def _library_folders():
+    """The folder of the course library (``backprop``) that this environment imports, which the
+    kernels import too, as the import system names it and with links resolved; none when there
+    is none. It need not be this repository's ``lib/``: an environment shared by several
+    checkouts imports it from the one it was installed from."""
+    try:
+        spec = importlib.util.find_spec("backprop")
+    except (ImportError, ValueError):
+        return ()
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    folder = list(spec.submodule_search_locations)[0]
+    return tuple({folder, os.path.realpath(folder)})
+
+
 def _machine_folders():
     """``(folder + separator, short name)`` of the grading machine's folders, longest first: the
-    repository's files are shown by their path in it, the others by a name."""
+    repository's files are shown by their path in it, the course library's as in it
+    (``lib/backprop/...``) wherever it was imported from, the others by a name."""
     folders = {
         sys.base_prefix: "python",
         sys.prefix: "python",
@@ -106,6 +125,8 @@ def _machine_folders():
         str(course.workspace()): "workspace",
         str(course.REPO): "",
     }
+    for library in _library_folders():
+        folders[library] = "lib/backprop"
     named = [(path + os.sep, name + os.sep if name else "") for path, name in folders.items()]
     return sorted(named, key=lambda pair: -len(pair[0]))
 

@@ -7,6 +7,7 @@ itself raises.
 """
 
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -32,14 +33,46 @@ REPAIR_NOTES = {
 }
 
 
-def _notes(flags, exercises, answers=()):
+UNNAMED = re.compile(r"cell (\d+)")  # a flag's cell without a grade_id: its place, from 1
+
+
+def _ordinal(n):
+    """``n`` as English counts places: 1st, 2nd, 3rd, 4th, ..., 11th, ..., 21st."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def cell_name(where, cells=()):
+    """A flag's cell (``where``: a grade_id, or ``cell N``, the N-th cell of ``cells``, counted
+    from 1 with the markdown ones) as a learner can find it in the notebook: ``cell `name```,
+    or for a cell without a grade_id, its place among the code cells after the nearest named
+    cell above it ("the 2nd code cell after `test_sigmoid`"), else from the top."""
+    unnamed = UNNAMED.fullmatch(where)
+    if not unnamed:
+        return f"cell `{where}`"
+    index = int(unnamed[1]) - 1
+    if not 0 <= index < len(cells):
+        return where
+    count, after = 0, None
+    for cell in reversed(cells[: index + 1]):
+        if grade_id(cell) is not None:
+            after = grade_id(cell)
+            break
+        count += cell.get("cell_type") == "code"
+    place = "the code cell" if count == 1 else f"the {_ordinal(count)} code cell"
+    return f"{place} after `{after}`" if after else f"{place} from the top"
+
+
+def _notes(flags, exercises, answers=(), cells=()):
     """A markdown cell for the top of the graded notebook: what the grader did and saw
-    (``answers``: the grade_ids of the answer cells)."""
+    (``answers``: the grade_ids of the answer cells; ``cells``: the notebook's, which the
+    flags' ``cell N`` count)."""
     lines = []
     for kind, where in flags:
         if kind == "restored-cell" and where in answers:
             kind = "restored-answer"
-        lines.append(f"- cell `{where}` {REPAIR_NOTES.get(kind) or EVENT_NOTES[kind]}")
+        note = REPAIR_NOTES.get(kind) or EVENT_NOTES[kind]
+        lines.append(f"- {cell_name(where, cells)} {note}")
     for ex in exercises:
         for warning in ex["warnings"]:
             lines.append(
@@ -91,7 +124,7 @@ def grade(job):
         where = grade_id(nb.cells[index]) or f"cell {index + 1}"
         flags.append((event, where))
     ask_for_a_human(grades, flags, master)
-    notes = _notes(flags, exercises, answers=master.exercises)
+    notes = _notes(flags, exercises, answers=master.exercises, cells=nb.cells)
     if notes is not None:
         notes.pop("id", None)  # the notebook is nbformat 4.4, without cell ids
         nb.cells.insert(0, notes)

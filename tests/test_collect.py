@@ -351,6 +351,67 @@ def test_a_damaged_or_encrypted_notebook_in_a_zip_is_skipped_with_why(
     assert code == 1
 
 
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [
+        ("cut", "a damaged zip file (cut short: the list of its files, at its end, is missing)"),
+        ("list", "a damaged zip file (Bad magic number for central directory)"),
+        ("page", "named .zip, but not a zip file"),
+    ],
+)
+def test_a_damaged_zip_is_named_so(submitted, tmp_path, capsys, how, why):
+    """A download cut short, a zip whose list of files is damaged, a web page saved as a zip:
+    not "not a folder or a zip file"."""
+    zipped = tmp_path / "class.zip"
+    with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"alice/{ONE}/chain_rule.ipynb", nbformat.writes(nh.student_notebook(ONE)))
+    raw = bytearray(zipped.read_bytes())
+    if how == "cut":
+        raw = raw[: len(raw) // 2]
+    elif how == "list":
+        raw[raw.index(b"PK\x01\x02")] ^= 0xFF
+    else:
+        raw = bytearray(b"<!DOCTYPE html><html>Sign in to download</html>")
+    zipped.write_bytes(bytes(raw))
+    code, out, err = _collect(zipped, capsys)
+    assert (code, out, _notebooks(submitted)) == (2, [], [])
+    assert err == [f"error: {zipped}: {why}: download or zip it again"]
+
+
+def test_an_unreadable_notebook_is_skipped_with_a_short_reason(submitted, tmp_path, capsys):
+    """The reason says where the JSON goes wrong, without quoting the file (nbformat's message
+    begins with the file's first lines)."""
+    text = nbformat.writes(nh.student_notebook(ONE))
+    cut = [
+        text[: len(text) // 2],  # in the middle of a string
+        text[: text.index('",\n', len(text) // 2) + 2],  # between two values
+    ]
+    broken = {
+        "cut": cut[0],
+        "cut2": cut[1],
+        "bad": text.replace('"cells": [', '"cells": [,', 1),
+        "empty": "",
+        "list": "[]",
+    }
+    for sid, content in broken.items():
+        path = tmp_path / "class" / sid / ONE / "chain_rule.ipynb"
+        path.parent.mkdir(parents=True)
+        path.write_text(content)
+    code, _, err = _collect(tmp_path / "class", capsys)
+    assert code == 1
+    cut_line = [part.rstrip().count("\n") + 1 for part in cut]
+    assert sorted(err) == [
+        f"skipped bad/{ONE}/chain_rule.ipynb: not a valid notebook: JSON error at line 2, "
+        "column 12 (Expecting value)",
+        f"skipped cut/{ONE}/chain_rule.ipynb: not a valid notebook: its JSON stops unfinished "
+        f"at line {cut_line[0]} (cut short?)",
+        f"skipped cut2/{ONE}/chain_rule.ipynb: not a valid notebook: its JSON stops unfinished "
+        f"at line {cut_line[1]} (cut short?)",
+        f"skipped empty/{ONE}/chain_rule.ipynb: not a valid notebook: the file is empty",
+        f"skipped list/{ONE}/chain_rule.ipynb: not a valid notebook: no list of cells",
+    ]
+
+
 def test_a_source_that_does_not_exist_is_named_so(submitted, tmp_path, capsys):
     code, out, err = _collect(tmp_path / "nowhere.zip", capsys)
     assert (code, out) == (2, [])

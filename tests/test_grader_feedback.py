@@ -157,6 +157,29 @@ def test_feedback_shows_no_folder_of_the_grading_machine(feedback_run):
         assert f"{folder}{os.sep}" not in text, f"the page shows {folder}"
 
 
+def test_the_course_library_of_another_checkout_is_shown_as_lib_backprop(tmp_path):
+    """An environment shared by several checkouts imports the course library from the one it
+    was installed from (its editable install points there), in the grader and in the kernels:
+    a traceback through it shows that checkout's folders unless they are hidden too."""
+    import subprocess
+
+    library = tmp_path / "other-checkout" / "lib" / "backprop"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text("")
+    shown = f"File {library}{os.sep}gradcheck.py:411, in check_gradient"
+    code = "import sys\nfrom grader import scrub\nprint(scrub.hide_paths(sys.argv[1]))"
+    env = os.environ | {"PYTHONPATH": str(library.parent)}  # imported before the installed one
+    done = subprocess.run(
+        [sys.executable, "-c", code, shown],
+        cwd=course.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == f"File lib/backprop{os.sep}gradcheck.py:411, in check_gradient\n"
+
+
 def test_a_hidden_line_inside_a_longer_line_is_a_leak():
     hidden = scrub.Hidden.of_lines(["x_hidden_case = np.arange(3)", "check(x_hidden_case)"], "")
     shown = "['import numpy', 'x = 1\\nx_hidden_case = np.arange(3)\\ncheck(x_hidden_case)']"
@@ -181,31 +204,78 @@ def one_line_error(capsys, argv, code=2):
     return captured.err
 
 
+def test_help_is_plain_text_for_the_instructor(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    shown = capsys.readouterr().out
+    for internal in ("``", "UsageError", "OSError"):
+        assert internal not in shown, shown
+    assert "--workspace DIR, else $BACKPROP_GRADING_DIR" in shown
+    assert "says why in one line and exits with code 2" in shown
+
+
 @pytest.mark.parametrize("command", ["release", "feedback"])
 def test_an_unknown_assignment_is_named(capsys, command):
     err = one_line_error(capsys, [command, "99-nope"])
     assert "unknown assignment(s): 99-nope" in err
 
 
+def _grader_here():
+    """The grader's command line as the README has it when run from the repository with the
+    environment's Python in it: ``.venv/bin/python -m grader``, else by its full path."""
+    python = Path(sys.executable)
+    return f"{python.relative_to(course.REPO) if python.is_relative_to(course.REPO) else python}"
+
+
 def test_feedback_and_export_before_autograde_say_nothing_was_graded(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(
         course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV]
     )  # --workspace sets it
+    monkeypatch.chdir(course.REPO)
+    run = f"run `{_grader_here()} -m grader autograde` first"
     assignment = course.assignments()[0]
     err = one_line_error(capsys, ["--workspace", str(tmp_path), "feedback", assignment])
-    assert f"nothing graded for {assignment} yet" in err and "autograde" in err
+    assert f"nothing graded for {assignment} yet" in err and run in err
     for command in ("export", "report"):
         err = one_line_error(capsys, ["--workspace", str(tmp_path), command])
-        assert "nothing graded yet" in err and "autograde" in err
+        assert "nothing graded yet" in err and run in err
     assert not (tmp_path / "exports").exists()
 
 
 def test_autograde_before_collect_says_nothing_was_collected(tmp_path, capsys, monkeypatch):
+    """The command to run is named as it was started: from the repository, as the README has
+    it; from elsewhere, by the name that finds its Python on the PATH, else by its full path."""
     monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])
     assignment = course.assignments()[0]
-    for named, which in (([], ""), ([assignment], f" for {assignment}")):
-        err = one_line_error(capsys, ["--workspace", str(tmp_path), "autograde", *named])
-        assert err == f"error: nothing collected{which} yet: run `python -m grader collect` first\n"
+    bin_folder, name = str(Path(sys.executable).parent), Path(sys.executable).name
+    for folder, path, python in (
+        (course.REPO, bin_folder, _grader_here()),
+        (tmp_path, "", sys.executable),
+        (tmp_path, bin_folder, name if name in ("python", "python3") else sys.executable),
+    ):
+        monkeypatch.chdir(folder)
+        monkeypatch.setattr(course, "PATH_AT_START", path)
+        for named, which in (([], ""), ([assignment], f" for {assignment}")):
+            err = one_line_error(capsys, ["--workspace", str(tmp_path), "autograde", *named])
+            run = f"run `{python} -m grader collect` first"
+            assert err == f"error: nothing collected{which} yet: {run}\n"
+
+
+def test_the_workspace_can_be_named_after_the_command_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "elsewhere"))  # restored after
+    err = one_line_error(capsys, ["autograde", "--workspace", str(tmp_path / "here")])
+    assert err.startswith("error: nothing collected yet")
+    assert course.workspace() == tmp_path / "here"
+    argv = [
+        "--workspace",
+        str(tmp_path / "before"),
+        "export",
+        "--workspace",
+        str(tmp_path / "after"),
+    ]
+    one_line_error(capsys, argv)
+    assert course.workspace() == tmp_path / "after", "the one nearer the command wins"
 
 
 @pytest.mark.parametrize(

@@ -156,8 +156,8 @@ def test_collect_reports_each_bad_file_on_one_line(tiny_class, capsys, monkeypat
             f"(also in export/bob/{A})",
             f"skipped export/bob/{A}/tiny.ipynb: duplicate student 'Bob' for {A} "
             f"(also in export/Bob/{A})",
-            f"skipped export/kim/{A}/tiny.ipynb: unreadable notebook JSON "
-            "(Notebook does not appear to be JSON: '{not json')",
+            f"skipped export/kim/{A}/tiny.ipynb: not a valid notebook: JSON error at line 1, "
+            "column 2 (Expecting property name enclosed in double quotes)",
         ]
     ), err
     imported = root / "collect-only" / "submitted" / "judy" / A / "tiny.ipynb"
@@ -197,6 +197,41 @@ def test_dead_kernel_is_flagged_for_a_human(graded):
     rows = {r["student_id"]: r for r in export_rows()}
     assert rows["erin"]["needs_manual_grade"] == "yes"
     assert rows["alice"]["needs_manual_grade"] == "no"
+
+
+def test_the_notes_name_each_flagged_cell_as_a_learner_finds_it(graded):
+    """A flagged cell without a grade_id is named by its place among the code cells after the
+    nearest named one (not "cell `cell 4`", a count that includes markdown cells)."""
+    notes = {
+        sid: nbformat.read(course.folder("autograded") / sid / A / "tiny.ipynb", 4).cells[0].source
+        for sid in ("erin", "dave")
+    }
+    assert "- the code cell after `relu_backward` killed the kernel;" in notes["erin"]
+    assert "- cell `test_add` stopped after the time limit" in notes["dave"]
+    assert not any("cell `cell" in text for text in notes.values())
+
+
+def test_an_unnamed_cell_is_named_by_its_place():
+    from grader.worker import _notes, cell_name
+
+    def named(gid):
+        return nbformat.v4.new_code_cell("", metadata={"nbgrader": {"grade_id": gid}})
+
+    code, text = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+    cells = [text("#"), code(), text("..."), code(), named("test_Sigmoid"), text("x"), code()]
+    cells += [code() for _ in range(11)]
+    assert cell_name("cell 4", cells) == "the 2nd code cell from the top"
+    assert cell_name("cell 7", cells) == "the code cell after `test_Sigmoid`"
+    assert cell_name("cell 8", cells) == "the 2nd code cell after `test_Sigmoid`"
+    assert cell_name("cell 17", cells) == "the 11th code cell after `test_Sigmoid`"
+    assert cell_name("cell 18", cells) == "the 12th code cell after `test_Sigmoid`"
+    assert cell_name("test_Sigmoid", cells) == "cell `test_Sigmoid`"
+    assert cell_name("cell 99", cells) == "cell 99"
+    flags = [("timeout", "test_Sigmoid"), ("timeout", "cell 8")]
+    assert _notes(flags, [], cells=cells).source.splitlines()[2:] == [
+        "- cell `test_Sigmoid` stopped after the time limit",
+        "- the 2nd code cell after `test_Sigmoid` stopped after the time limit",
+    ]
 
 
 def export_rows():
@@ -436,7 +471,7 @@ from grader import course
 from grader.__main__ import main
 
 course.SOURCE = Path(sys.argv[1])
-main(["--workspace", sys.argv[2], "autograde", "-j", "2", "--cell-timeout", "60"])
+sys.exit(main(["--workspace", sys.argv[2], "autograde", "-j", "2", "--cell-timeout", "60"]))
 """
 
 
@@ -633,6 +668,63 @@ def test_ctrl_c_stops_grading_cleanly_and_the_next_run_grades_the_rest(grading_r
         assert sum(s or 0 for s, *_ in again["grades"].values()) == CLASS["alice"][2]
 
 
+def test_one_autograde_at_a_time_in_a_workspace_and_a_killed_one_leaves_no_lock(
+    grading_run, tmp_path, capsys
+):
+    """A second autograde (or a collect) while one runs stops at once with one line and code
+    2, and leaves nothing behind: two runs at once grade the same notebooks in the same
+    folders, and one's grader errors would stay for a notebook the other graded. The lock goes
+    with the process: once the run is killed, the workspace is free."""
+    import signal
+    import time
+
+    command, env, _ = grading_run
+    workspace = Path(command[-1])
+    for sid in ("dave", "ivy"):  # endless loops: a minute each
+        shutil.rmtree(workspace / "submitted" / sid)
+    hold, started = tmp_path / "hold", tmp_path / "started"
+    hold.touch()
+    submitted = next(workspace.glob(f"submitted/alice/{A}/*.ipynb"))
+    folder = tmp_path / "class"  # a collect of alice's again
+    (folder / "alice" / A).mkdir(parents=True)
+    shutil.copy(submitted, folder / "alice" / A)
+    nb = nbformat.read(submitted, as_version=4)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            f"import os, time\nopen({str(started)!r}, 'w').close()\n"
+            f"while os.path.exists({str(hold)!r}):\n    time.sleep(0.1)"
+        )
+    )
+    (workspace / "submitted" / "zz-slow" / A).mkdir(parents=True)
+    nbformat.write(nb, workspace / "submitted" / "zz-slow" / A / submitted.name)
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), first.communicate()[1][-3000:]
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        busy = (
+            f"error: another autograde is running in this workspace (pid {first.pid}); "
+            "wait for it to finish\n"
+        )
+        assert (second.returncode, second.stderr) == (2, busy), second.stderr[-3000:]
+        capsys.readouterr()
+        assert main(["--workspace", str(workspace), "collect", str(folder)]) == 2
+        assert capsys.readouterr().err == busy
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert main(["--workspace", str(workspace), "collect", str(folder)]) == 0
+    hold.unlink()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not list((workspace / "results").glob("*/*.error"))
+
+
 def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
     tiny_class, tmp_path, monkeypatch, capsys
 ):
@@ -688,6 +780,76 @@ def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
     assert graded == set(CLASS) - {"bob", "dave"}
     assert sleeping.exists() and not slept.exists(), "the pool waited for a worker it had ended"
     assert left == [], left
+
+
+def test_a_notebook_known_to_end_its_worker_costs_the_others_nothing_on_later_runs(
+    tiny_class, tmp_path, monkeypatch, capsys
+):
+    """The pass that finds the notebook to blame says so readably, with a progress bar. On
+    later runs, that notebook unchanged is not graded again (named as a grader error still), so
+    that it loses nothing queued with it; with --force it is graded in a pool of its own."""
+    real_run, real_pool = runner.run, autograde._Pool.__init__
+    pools = []
+
+    def pool(self, jobs_n):
+        pools.append(jobs_n)
+        real_pool(self, jobs_n)
+
+    def run(nb, cwd, *args, **kwargs):
+        if Path(cwd).parent.name == "bob":
+            os._exit(1)  # as a notebook that kills the process running it
+        return real_run(nb, cwd, *args, **kwargs)
+
+    monkeypatch.setattr(autograde._Pool, "__init__", pool)
+    monkeypatch.setattr(runner, "run", run)  # the workers are forked with it
+    _, _, folder, _ = tiny_class
+    workspace = tmp_path / "workspace"
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(workspace))
+    assert main(["collect", str(folder)]) == 0
+    for sid in ("dave", "ivy"):  # endless loops: slow
+        shutil.rmtree(workspace / "submitted" / sid)
+    others = set(CLASS) - {"bob", "dave", "ivy"}
+    args = ["autograde", "-j", "2", "--cell-timeout", "10"]
+    with tempfile.TemporaryDirectory(prefix="t") as temporary:  # a short path for sockets
+        monkeypatch.setattr(tempfile, "tempdir", temporary)
+        capsys.readouterr()
+        assert main(args) == 1
+        out, err = capsys.readouterr()
+        lost = re.search(
+            r"^a notebook ended the process grading it: grading again the (\d+) notebook\(s\) "
+            r"lost with that process's pool, in smaller pools if it happens again, to find the "
+            r"one that does it$",
+            out,
+            re.M,
+        )
+        assert lost, out
+        assert re.search(rf"again: 100%\|[^|]*\| {lost[1]}/{lost[1]} ", err), err[-2000:]
+        assert f"grader error on bob/{A}: {autograde.LOST}" in out
+        results = workspace / "results" / A
+        assert {path.stem for path in results.glob("*.json")} == others
+
+        # alice hands in again: graded with the others, and bob's notebook is not
+        path = workspace / "submitted" / "alice" / A / "tiny.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell("x = 1"))
+        nbformat.write(nb, path)
+        del pools[:]
+        assert main(args) == 1
+        out = capsys.readouterr().out
+        assert pools == [2], out
+        assert f"grader error on bob/{A}: {autograde.STILL_LOST}" in out
+        assert f"1 graded, {len(others) - 1} unchanged, 1 failed" in out
+        assert "a notebook ended" not in out
+
+        del pools[:]
+        assert main([*args, "--force"]) == 1
+        out = capsys.readouterr().out
+        assert pools == [2, 1], out
+        assert f"bob/{A} ended the process grading it when last graded: graded in a pool" in out
+        assert f"grader error on bob/{A}: {autograde.LOST}" in out
+        assert f"{len(others)} graded, 0 unchanged, 1 failed" in out
+        assert "a notebook ended" not in out
+        assert not list(Path(temporary).iterdir())
 
 
 def test_without_a_template_workers_are_spawned_and_grade_the_same(graded, tmp_path, monkeypatch):
