@@ -100,8 +100,12 @@ def grade_status(assignment, book=None, submitted=None):
     return status
 
 
-WHY_NO_GRADE = {
-    GRADER_ERROR: "grading it failed (autograde printed why)",
-    HANDED_IN_AGAIN: "handed in again since it was graded: run `python -m grader autograde`",
-    NOT_GRADED: "not graded yet: run `python -m grader autograde`",
-}
+def why_no_grade(status):
+    """Why a submission in ``status`` (of ``grade_status``, not ``GRADED``) has no grade, for
+    the instructor."""
+    run = f"run `{course.command()} autograde`"
+    return {
+        GRADER_ERROR: "grading it failed (autograde printed why)",
+        HANDED_IN_AGAIN: f"handed in again since it was graded: {run}",
+        NOT_GRADED: f"not graded yet: {run}",
+    }[status]

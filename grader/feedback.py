@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from . import course, nbgrader_parts, progress
-from .classresults import GRADED, HANDED_IN_AGAIN, NOTHING_GRADED, WHY_NO_GRADE, grade_status
+from .classresults import GRADED, HANDED_IN_AGAIN, NOTHING_GRADED, grade_status, why_no_grade
 from .scrub import Hidden, leaks
 
 nbgrader_parts.load()
@@ -180,7 +180,7 @@ def feedback(ids=None, out=print):
                 page = state == HANDED_IN_AGAIN and any(
                     course.folder("feedback").glob(f"{sid}/{aid}/*.html")
                 )
-                out(f"no page for {sid}/{aid}: {WHY_NO_GRADE[state]}{old if page else ''}")
+                out(f"no page for {sid}/{aid}: {why_no_grade(state)}{old if page else ''}")
     return 1 if problems else 0
 
 

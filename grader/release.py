@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 
 from . import progress
-from .course import RELEASE, SOURCE, assignments, known, load_config
+from .course import RELEASE, SOURCE, assignments, command, known, load_config
 
 
 def canonical(path):
@@ -78,7 +78,7 @@ def release(ids=None, check=False, out=print):
                 if not committed.exists() or not filecmp.cmp(fresh, committed, shallow=False):
                     drifted.append(f"notebooks/{aid}/{fresh.name}")
         for name in drifted:
-            out(f"drifted: {name} (run `python -m grader release`)")
+            out(f"drifted: {name} (run `{command()} release`)")
         if not drifted:
             out(f"notebooks/ matches solutions/ ({len(ids)} assignment(s))")
         return drifted
