@@ -179,11 +179,10 @@ def run(args):
 
 
 def message(error):
-    """``error`` as the one line the instructor sees; a command it names (``run `python -m
-    grader autograde` first``) as it can be typed here (``course.command()``)."""
+    """``error`` as the one line the instructor sees."""
     if isinstance(error, OSError) and error.filename and error.strerror:
         return f"{error.filename}: {error.strerror}"
-    return str(error).replace(f"`{course.COMMAND} ", f"`{course.command()} ")
+    return str(error)
 
 
 def main(argv=None):

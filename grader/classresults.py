@@ -7,7 +7,10 @@ from . import course, gradebook
 from .autograde import failure_path
 from .master import Master
 
-NOTHING_GRADED = "nothing graded yet: run `python -m grader autograde` first"
+
+def nothing_graded():
+    """What a command that needs grades says when there are none yet."""
+    return f"nothing graded yet: run `{course.command()} autograde` first"
 
 
 def masters(assignment):

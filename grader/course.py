@@ -22,7 +22,7 @@ class UsageError(Exception):
     """Bad input from the instructor: shown as one line, without a traceback."""
 
 
-COMMAND = "python -m grader"  # as a message names a command; shown as ``command()`` tells
+COMMAND = "python -m grader"  # what ``command()`` gives when it cannot tell
 PATH_AT_START = os.environ.get("PATH", "")  # the command line's (``__main__`` adds to it)
 
 

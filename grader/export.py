@@ -34,12 +34,12 @@ from . import course, gradebook
 from .autograde import failure_path
 from .classresults import (
     GRADED,
-    NOTHING_GRADED,
     answer_cells,
     cell_exercises,
     grade_status,
     graded_assignments,
     max_score,
+    nothing_graded,
     results,
     submissions,
     submitted_assignments,
@@ -203,7 +203,7 @@ def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
     ``max_total`` when ``totals`` is False; the id column is named ``id_column``. Returns the
     file's path. ``UsageError`` when nothing has been graded yet."""
     if not graded_assignments():
-        raise course.UsageError(NOTHING_GRADED)
+        raise course.UsageError(nothing_graded())
     if not totals and not wide:
         raise course.UsageError("--no-totals goes with --wide: the long file has no totals")
     header, table = rows()

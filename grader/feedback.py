@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from . import course, nbgrader_parts, progress
-from .classresults import GRADED, HANDED_IN_AGAIN, NOTHING_GRADED, grade_status, why_no_grade
+from .classresults import GRADED, HANDED_IN_AGAIN, grade_status, nothing_graded, why_no_grade
 from .scrub import Hidden, leaks
 
 nbgrader_parts.load()
@@ -96,11 +96,11 @@ def _assignments(ids):
     if not ids:
         ids = [a for a in course.assignments() if graded_notebooks(a)]
         if not ids:
-            raise course.UsageError(NOTHING_GRADED)
+            raise course.UsageError(nothing_graded())
     for aid in course.known(ids):
         if not graded_notebooks(aid):
             raise course.UsageError(
-                f"nothing graded for {aid} yet: run `python -m grader autograde` first"
+                f"nothing graded for {aid} yet: run `{course.command()} autograde` first"
             )
     return list(ids)
 

@@ -12,10 +12,10 @@ from collections import Counter
 from . import course
 from .classresults import (
     GRADED,
-    NOTHING_GRADED,
     exercises,
     grade_status,
     graded_assignments,
+    nothing_graded,
     results,
 )
 from .table import format_table
@@ -121,7 +121,7 @@ def report(to=None, out=print):
     statuses = {aid: grade_status(aid) for aid in graded_assignments()}
     rows = class_report(statuses)
     if not rows:
-        raise course.UsageError(NOTHING_GRADED)
+        raise course.UsageError(nothing_graded())
     data = page.with_suffix(".json")
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(html_page(rows), encoding="utf-8")

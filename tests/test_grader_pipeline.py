@@ -725,6 +725,27 @@ def test_one_autograde_at_a_time_in_a_workspace_and_a_killed_one_leaves_no_lock(
     assert not list((workspace / "results").glob("*/*.error"))
 
 
+def _collected_with_a_worker_killer(tiny_class, tmp_path, monkeypatch, run, pools, slow=("dave",)):
+    """The tiny class collected into a workspace of this test's own, less the ``slow`` students
+    (endless loops), to be graded with ``run`` in place of ``runner.run`` (the workers are forked
+    with it), each new pool's size added to ``pools``; returns the workspace."""
+    real_pool = autograde._Pool.__init__
+
+    def pool(self, jobs_n):
+        pools.append(jobs_n)
+        real_pool(self, jobs_n)
+
+    monkeypatch.setattr(autograde._Pool, "__init__", pool)
+    monkeypatch.setattr(runner, "run", run)
+    _, _, folder, _ = tiny_class
+    workspace = tmp_path / "workspace"
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(workspace))
+    assert main(["collect", str(folder)]) == 0
+    for sid in slow:
+        shutil.rmtree(workspace / "submitted" / sid)
+    return workspace
+
+
 def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
     tiny_class, tmp_path, monkeypatch, capsys
 ):
@@ -736,15 +757,9 @@ def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
     import signal
     import time
 
-    from grader import autograde
-
-    real_run, real_pool = runner.run, autograde._Pool.__init__
+    real_run = runner.run
     pools = []  # as the workers see it: they are forked while their pool is made
     sleeping, slept = tmp_path / "sleeping", tmp_path / "slept"
-
-    def pool(self, jobs_n):
-        pools.append(jobs_n)
-        real_pool(self, jobs_n)
 
     def run(nb, cwd, *args, **kwargs):
         student, first_pool = Path(cwd).parent.name, len(pools) == 1
@@ -761,13 +776,7 @@ def test_a_notebook_that_ends_its_worker_costs_only_its_own_grade(
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return real_run(nb, cwd, *args, **kwargs)
 
-    monkeypatch.setattr(autograde._Pool, "__init__", pool)
-    monkeypatch.setattr(runner, "run", run)  # the workers are forked with it
-    _, _, folder, _ = tiny_class
-    workspace = tmp_path / "workspace"
-    monkeypatch.setenv(course.WORKSPACE_ENV, str(workspace))
-    assert main(["collect", str(folder)]) == 0
-    shutil.rmtree(workspace / "submitted" / "dave")  # an endless loop: slow
+    workspace = _collected_with_a_worker_killer(tiny_class, tmp_path, monkeypatch, run, pools)
     # a temporary folder of this test's own, with a path short enough for a socket's
     with tempfile.TemporaryDirectory(prefix="t") as temporary:
         monkeypatch.setattr(tempfile, "tempdir", temporary)
@@ -788,26 +797,17 @@ def test_a_notebook_known_to_end_its_worker_costs_the_others_nothing_on_later_ru
     """The pass that finds the notebook to blame says so readably, with a progress bar. On
     later runs, that notebook unchanged is not graded again (named as a grader error still), so
     that it loses nothing queued with it; with --force it is graded in a pool of its own."""
-    real_run, real_pool = runner.run, autograde._Pool.__init__
+    real_run = runner.run
     pools = []
-
-    def pool(self, jobs_n):
-        pools.append(jobs_n)
-        real_pool(self, jobs_n)
 
     def run(nb, cwd, *args, **kwargs):
         if Path(cwd).parent.name == "bob":
             os._exit(1)  # as a notebook that kills the process running it
         return real_run(nb, cwd, *args, **kwargs)
 
-    monkeypatch.setattr(autograde._Pool, "__init__", pool)
-    monkeypatch.setattr(runner, "run", run)  # the workers are forked with it
-    _, _, folder, _ = tiny_class
-    workspace = tmp_path / "workspace"
-    monkeypatch.setenv(course.WORKSPACE_ENV, str(workspace))
-    assert main(["collect", str(folder)]) == 0
-    for sid in ("dave", "ivy"):  # endless loops: slow
-        shutil.rmtree(workspace / "submitted" / sid)
+    workspace = _collected_with_a_worker_killer(
+        tiny_class, tmp_path, monkeypatch, run, pools, slow=("dave", "ivy")
+    )
     others = set(CLASS) - {"bob", "dave", "ivy"}
     args = ["autograde", "-j", "2", "--cell-timeout", "10"]
     with tempfile.TemporaryDirectory(prefix="t") as temporary:  # a short path for sockets
