@@ -58,11 +58,12 @@ class Busy(UsageError):
 
 @contextlib.contextmanager
 def workspace_lock(command):
-    """Hold the workspace's lock while ``command`` (``autograde``, ``collect``) changes it; raise
-    ``Busy`` at once, naming the command that holds it and its process, when another process
-    does. The lock is the operating system's on ``grader.lock`` in the workspace (``flock``):
-    it goes with the process that holds it, even one that is killed, so none is ever left
-    behind. Processes forked meanwhile must close the descriptors ``held_locks()`` gives."""
+    """Hold the workspace's lock while ``command`` (``autograde``, ``collect``, ``feedback``)
+    uses it; raise ``Busy`` at once, naming the command that holds it and its process, when
+    another process does. The lock is the operating system's on ``grader.lock`` in the
+    workspace (``flock``): it goes with the process that holds it, even one that is killed, so
+    none is ever left behind. Processes forked meanwhile must close the descriptors
+    ``held_locks()`` gives."""
     folder = workspace()
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)

@@ -147,7 +147,15 @@ def feedback(ids=None, out=print):
     """Write the pages and check every page on disk; returns 0, or 1 when a page could not be
     written or had to be withheld (each named on stderr). A submitted notebook without a grade
     of its own gets no page: each is named with the reason. Ctrl+C stops it (exit code 130);
-    the pages written so far are kept."""
+    the pages written so far are kept. It holds the workspace (``course.workspace_lock``): an
+    autograde would replace the graded notebooks it reads, and two feedbacks would write the
+    same pages."""
+    with course.workspace_lock("feedback"):
+        return _feedback(ids, out)
+
+
+def _feedback(ids, out):
+    """``feedback`` once the workspace is this process's."""
     ids = _assignments(ids)
     problems = []
     before = _pages(ids)

@@ -671,10 +671,10 @@ def test_ctrl_c_stops_grading_cleanly_and_the_next_run_grades_the_rest(grading_r
 def test_one_autograde_at_a_time_in_a_workspace_and_a_killed_one_leaves_no_lock(
     grading_run, tmp_path, capsys
 ):
-    """A second autograde (or a collect) while one runs stops at once with one line and code
-    2, and leaves nothing behind: two runs at once grade the same notebooks in the same
-    folders, and one's grader errors would stay for a notebook the other graded. The lock goes
-    with the process: once the run is killed, the workspace is free."""
+    """A second autograde (or a collect, or a feedback) while one runs stops at once with one
+    line and code 2, and leaves nothing behind: two runs at once grade the same notebooks in the
+    same folders, and one's grader errors would stay for a notebook the other graded. The lock
+    goes with the process: once the run is killed, the workspace is free."""
     import signal
     import time
 
@@ -711,6 +711,9 @@ def test_one_autograde_at_a_time_in_a_workspace_and_a_killed_one_leaves_no_lock(
         assert (second.returncode, second.stderr) == (2, busy), second.stderr[-3000:]
         capsys.readouterr()
         assert main(["--workspace", str(workspace), "collect", str(folder)]) == 2
+        assert capsys.readouterr().err == busy
+        # feedback reads the graded notebooks the run replaces
+        assert main(["--workspace", str(workspace), "feedback"]) == 2
         assert capsys.readouterr().err == busy
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
