@@ -107,6 +107,14 @@ def _parser():
 
     p = command("feedback", help="one HTML page per student and assignment")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="pages rendered at once (default: one per core, %(default)s here)",
+    )
 
     p = command("export", help="grades as CSV")
     p.add_argument(
@@ -160,7 +168,7 @@ def run(args):
     if args.command == "feedback":
         from .feedback import feedback
 
-        return feedback(args.assignments)
+        return feedback(args.assignments, jobs_n=args.jobs)
     if args.command == "export":
         from .export import export
 

@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import course, gradebook, runner
+from . import children, course, gradebook, runner
 from .runner import Limits
 from .table import format_table
 
@@ -139,24 +139,14 @@ class GradingInterrupted(KeyboardInterrupt):
 
 
 def _worker_init(template, inherited=()):
-    """Runs first in a new worker, which ends with this process even when it is killed.
-    ``inherited``: file descriptors of this process's that a forked worker must not keep open
-    (the template's standard input: the template exits when the grader closes it). A worker
-    has a process group of its own, which a Ctrl+C in the terminal does not reach: the grader
-    handles it and ends the workers (``_Pool.abort``)."""
-    from .forkserver import die_with
-
-    die_with(os.getppid())
-    os.setpgrp()
-    for fd in inherited:
-        os.close(fd)
+    """Runs first in a new worker (see ``children``; the grader handles Ctrl+C and ends the
+    workers, ``_Pool.abort``). ``inherited``: file descriptors of this process's that a forked
+    worker must not keep open (the template's standard input: the template exits when the
+    grader closes it; the workspace lock)."""
+    children.start(inherited)
     from .worker import prepare
 
     prepare(template)
-
-
-def _started():
-    """A no-op task: submitting one per worker makes the pool start its workers now."""
 
 
 class _Pool:
@@ -190,7 +180,7 @@ class _Pool:
             initargs=(self.template.address or False, inherited),
         )
         for _ in range(jobs_n):
-            self.executor.submit(_started)  # the first submit forks every worker
+            self.executor.submit(children.started)  # the first submit forks every worker
         if forked:
             gc.unfreeze()
         # Its workers (those started so far, where they are spawned as needed), whose kernel

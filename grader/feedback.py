@@ -9,6 +9,8 @@ The converter used here, ``PagesOnly``, differs from it in four ways:
   anything the code could read (its own cells with the hidden tests, for example);
 - a notebook that cannot be rendered is named with a one-line reason, and the others are rendered;
 - it moves a progress bar;
+- it renders in parallel: each of ``jobs_n`` worker processes renders the pages of a share of
+  the students (``Renderers``);
 - it writes pages only for notebooks whose grades are for the notebook handed in now
   (``classresults.grade_status``), and names the others with the reason;
 - its pages are easier to read (``readable``): a long output line wraps, so the diagnosis that
@@ -19,11 +21,14 @@ Then every file in ``feedback/*/<assignment>/`` is checked for hidden-test lines
 (``scrub.leaks``); a file that shows one is deleted and named.
 """
 
+import multiprocessing
 import re
 import sys
+import threading
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from . import course, nbgrader_parts, progress
+from . import children, course, nbgrader_parts, progress
 from .classresults import GRADED, HANDED_IN_AGAIN, grade_status, nothing_graded, why_no_grade
 from .scrub import Hidden, leaks
 
@@ -71,6 +76,14 @@ class PagesOnly(GenerateFeedback):
 
     def write_single_notebook(self, output, resources):
         super().write_single_notebook(readable(output), resources)
+
+    def init_destination(self, assignment_id, student_id):
+        """In a worker told to stop (``_STOP``), leave this student (and every later one) as
+        they are: nbgrader removes a student's pages before it writes them again, and also
+        when it is stopped (Ctrl+C) while it writes them."""
+        if _STOP is not None and _STOP.is_set():
+            return False
+        return super().init_destination(assignment_id, student_id)
 
     def convert_single_notebook(self, notebook_filename):
         """Render one notebook; a failure is added to ``failures`` as ``(student, notebook,
@@ -127,6 +140,103 @@ def render(assignment, students, bar):
     return problems
 
 
+# -- rendering in parallel ---------------------------------------------------------------------
+
+# In a worker: the event that tells it to stop before its next student, and the queue its pages
+# go to, one count each, for the parent's progress bar.
+_STOP = _DONE = None
+
+
+class _Ticks:
+    """A worker's progress bar: each page it is done with is counted in the parent's."""
+
+    def update(self, n=1):
+        _DONE.put(n)
+
+
+def _start_worker(stop, done, inherited):
+    """Runs first in a worker (see ``children``: it ends with this process, Ctrl+C does not
+    reach it, it closes ``inherited``). On Ctrl+C this process sets ``stop``, and the worker
+    stops before its next student (``PagesOnly.init_destination``), so that no page is left
+    half written and no student without the pages of the last run."""
+    global _STOP, _DONE
+    children.start(inherited)
+    _STOP, _DONE = stop, done
+
+
+def _render_part(assignment, students):
+    """A worker's task: ``render`` the pages of ``students``, its share of ``assignment``."""
+    return render(assignment, students, _Ticks())
+
+
+def parts(ids, graded, jobs_n):
+    """The pages to render, as ``[(assignment, students)]``: each assignment's ``graded``
+    students dealt out in turn over at most ``jobs_n`` parts, so that parts are of one size."""
+    found = []
+    for aid in ids:
+        students = sorted(graded[aid])
+        n = max(1, min(jobs_n, len(students)))
+        found += [(aid, set(students[i::n])) for i in range(n) if students[i::n]]
+    return found
+
+
+class Renderers:
+    """``jobs_n`` worker processes that render pages (``render``), started at once; with one,
+    pages are rendered in this process. Forked on Linux (they start with nbconvert imported),
+    before any thread of this process, such as a progress bar's, starts; spawned elsewhere.
+    ``close()`` ends them."""
+
+    def __init__(self, jobs_n):
+        self.pool = None
+        if jobs_n <= 1:
+            return
+        fork = sys.platform.startswith("linux")  # macOS frameworks do not survive fork()
+        context = multiprocessing.get_context("fork" if fork else "spawn")
+        self.stop, self.done = context.Event(), context.SimpleQueue()
+        self.pool = ProcessPoolExecutor(
+            jobs_n,
+            mp_context=context,
+            initializer=_start_worker,
+            # a spawned worker has none of this process's file descriptors to close
+            initargs=(self.stop, self.done, course.held_locks() if fork else ()),
+        )
+        self.pool.submit(children.started)  # the first submit forks every worker
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def render(self, work, bar):
+        """Render ``work`` (from ``parts``), moving ``bar``; returns the problems, as
+        ``render``. Ctrl+C lets each worker finish the student whose pages it is writing, then
+        raises ``KeyboardInterrupt``."""
+        if self.pool is None:
+            return [problem for aid, students in work for problem in render(aid, students, bar)]
+        ticks = threading.Thread(target=self._move, args=(bar,), daemon=True)
+        ticks.start()
+        futures = [self.pool.submit(_render_part, aid, students) for aid, students in work]
+        try:
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            self.stop.set()
+            wait(futures)  # each worker ends the student it is writing
+            raise
+        finally:
+            self.done.put(None)
+            ticks.join()
+        return [problem for future in futures for problem in future.result()]
+
+    def _move(self, bar):
+        """Move ``bar`` by the pages the workers count, until None comes."""
+        while (n := self.done.get()) is not None:
+            bar.update(n)
+
+
+# -- after rendering ----------------------------------------------------------------------------
+
+
 def withhold_leaks(assignment):
     """Delete every file in ``feedback/*/<assignment>/`` that shows a hidden-test line of the
     assignment; returns one line per file deleted."""
@@ -143,18 +253,18 @@ def withhold_leaks(assignment):
     return problems
 
 
-def feedback(ids=None, out=print):
-    """Write the pages and check every page on disk; returns 0, or 1 when a page could not be
-    written or had to be withheld (each named on stderr). A submitted notebook without a grade
-    of its own gets no page: each is named with the reason. Ctrl+C stops it (exit code 130);
-    the pages written so far are kept. It holds the workspace (``course.workspace_lock``): an
-    autograde would replace the graded notebooks it reads, and two feedbacks would write the
-    same pages."""
+def feedback(ids=None, out=print, jobs_n=1):
+    """Write the pages, ``jobs_n`` at once, and check every page on disk; returns 0, or 1 when
+    a page could not be written or had to be withheld (each named on stderr). A submitted
+    notebook without a grade of its own gets no page: each is named with the reason. Ctrl+C
+    stops it (exit code 130); the pages written so far are kept. It holds the workspace
+    (``course.workspace_lock``): an autograde would replace the graded notebooks it reads, and
+    two feedbacks would write the same pages."""
     with course.workspace_lock("feedback"):
-        return _feedback(ids, out)
+        return _feedback(ids, out, jobs_n)
 
 
-def _feedback(ids, out):
+def _feedback(ids, out, jobs_n):
     """``feedback`` once the workspace is this process's."""
     ids = _assignments(ids)
     problems = []
@@ -164,13 +274,16 @@ def _feedback(ids, out):
     total = sum(
         1 for aid in ids for p in graded_notebooks(aid) if p.parent.parent.name in graded[aid]
     )
+    work = parts(ids, graded, jobs_n)
+    renderers = Renderers(min(jobs_n, len(work)))
     try:
         with progress.bar(total, "feedback", "page") as bar:
-            for aid in ids:
-                problems += render(aid, graded[aid], bar)
+            problems += renderers.render(work, bar)
     except KeyboardInterrupt:
         out("interrupted: the pages written so far are kept; run feedback again for the rest")
         raise SystemExit(130) from None
+    finally:
+        renderers.close()
     for aid in ids:
         problems += withhold_leaks(aid)
     for problem in problems:

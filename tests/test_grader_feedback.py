@@ -353,9 +353,70 @@ def bars(monkeypatch):
     return made
 
 
-def test_feedback_counts_its_pages_on_a_progress_bar(feedback_run, bars):
-    assert main(["feedback"]) == 1  # oscar's page still cannot be rendered
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_feedback_counts_its_pages_on_a_progress_bar(feedback_run, bars, jobs):
+    assert main(["feedback", "-j", jobs]) == 1  # oscar's page still cannot be rendered
     assert [(b.desc, b.total, b.count) for b in bars] == [("feedback", len(CLASS), len(CLASS))]
+
+
+def _pages_now():
+    return {p: p.read_bytes() for p in course.folder("feedback").glob(f"*/{A}/*.html")}
+
+
+def test_pages_rendered_in_parallel_are_the_ones_rendered_in_one_process(feedback_run, capsys):
+    assert main(["feedback", "-j", "1"]) == 1
+    one = _pages_now()
+    assert main(["feedback", "-j", "3"]) == 1  # oscar's page still cannot be rendered
+    assert _pages_now() == one and len(one) == 4
+    out, err = capsys.readouterr()
+    assert out.count("4 feedback page(s) written") == 2
+    assert [line for line in err.splitlines() if "oscar" in line] == [
+        line for line in err.splitlines() if line.startswith("error:")
+    ]
+    assert err.count("oscar") == 2
+
+
+def test_a_worker_told_to_stop_leaves_the_next_students_pages_alone(feedback_run, monkeypatch):
+    """Ctrl+C while pages are rendered in parallel: each worker stops before its next student,
+    whose page of the last run stays (nbgrader removes it before it writes the new one)."""
+    import multiprocessing
+
+    stop = multiprocessing.Event()
+    stop.set()
+    monkeypatch.setattr(feedback, "_STOP", stop)
+    page = next(course.folder("feedback").glob(f"alice/{A}/*.html"))
+    before = page.stat().st_mtime_ns
+    assert feedback.render(A, {"alice"}, bar=Bar(1, "feedback", "page")) == []
+    assert page.stat().st_mtime_ns == before
+
+
+def test_ctrl_c_stops_parallel_feedback_with_whole_pages_and_no_worker_left(
+    feedback_run, monkeypatch, capsys
+):
+    """The parent stops waiting at once (Ctrl+C); each worker ends the student it is writing and
+    starts no other: exit code 130, every page on disk is whole, and no student lost the page
+    of the last run."""
+    import multiprocessing
+
+    real_wait, calls = feedback.wait, []
+
+    def wait(futures, **kwargs):
+        calls.append(len(futures))
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_wait(futures, **kwargs)
+
+    monkeypatch.setattr(feedback, "wait", wait)
+    with pytest.raises(SystemExit) as stop:
+        main(["feedback", "-j", "2"])
+    assert stop.value.code == 130
+    assert "interrupted: the pages written so far are kept" in capsys.readouterr().out
+    assert len(calls) == 2  # and the second waited for the workers
+    pages = list(course.folder("feedback").glob(f"*/{A}/*.html"))
+    assert sorted(p.parent.parent.name for p in pages) == ["alice", "mallory", "nina", "pablo"]
+    for page in pages:
+        assert page.read_text().rstrip().endswith("</html>"), page
+    assert multiprocessing.active_children() == []
 
 
 def test_release_check_counts_the_assignments_on_a_progress_bar(bars, monkeypatch):
