@@ -18,6 +18,12 @@ A cut falls between lines where it can. Only a line longer than a limit is cut i
 inside a hidden-test line it shows (``keep_whole``): feedback removes hidden-test lines from what a
 submission printed (see ``scrub``), which it could not do with a part of one.
 
+Output captured by an ipywidgets ``Output`` widget (``with out: print(...)``) is capped the same
+way, each widget on its own (``CappedOutputWidget``, the client's stand-in for a front end's
+widget), and its state goes back to the kernel once a cell's messages have been handled, not on
+every output: nbclient's stand-in sent the widget's whole list of outputs after each one, and
+a widget that printed in a loop cost the grader its cell's time limit in traffic.
+
 The outputs are right at every moment, not only when the cell ends: memory stays bounded during
 a flood, and output that still comes after a cell was stopped at its time limit is capped too.
 A cut never changes a score: scores come from errors and the kernel's replies (see
@@ -30,7 +36,8 @@ import contextlib
 import json
 
 from nbclient import NotebookClient
-from nbformat.v4 import new_output
+from nbclient.output_widget import OutputWidget
+from nbformat.v4 import new_output, output_from_msg
 
 NOTE = "... {} left out by the grader ..."
 
@@ -297,20 +304,102 @@ class CellOutputs:
         return self.displays.add(outs, out)
 
 
+def joined_streams(outs):
+    """``outs`` with each run of stream outputs of one name joined in one output, as a front
+    end's output area shows them (and as nbclient's Output widget keeps them)."""
+    joined = []
+    for out in outs:
+        last = joined[-1] if joined else {}
+        if out["output_type"] == last.get("output_type") == "stream" and (
+            out["name"] == last["name"]
+        ):
+            joined[-1] = new_output("stream", name=out["name"], text=last["text"] + out["text"])
+        else:
+            joined.append(out)
+    return joined
+
+
+class CappedOutputWidget(OutputWidget):
+    """nbclient's stand-in for a front end's ``Output`` widget, with what it captures capped as a
+    cell's outputs are (its own ``CellOutputs``, started again when it is cleared), and its state
+    sent back to the kernel only by ``send_state``.
+
+    nbclient's widget sends its whole list of outputs to the kernel after every output: traffic
+    that grows with the square of a flood's length, each message sent on the shell channel while
+    the client waits there for the cell's reply (one of 280 kB was seen to hide that reply until
+    the cell's time limit). A front end does not do that: its widget manager sends one update,
+    then holds back the next ones, keeping only the latest state, until the kernel has handled
+    it, which a kernel busy with a cell does only after the cell. So sending the state once the
+    cell's messages have been handled leaves the kernel's widget with the same ``outputs`` as a
+    front end would: what was captured, capped, with each run of one stream joined as a front end
+    shows it (``joined_streams``).
+    """
+
+    def __init__(self, comm_id, state, kernel_client, executor):
+        super().__init__(comm_id, state, kernel_client, executor)
+        self.caps = CellOutputs(executor.output_limits, executor.keep_whole)
+        self.changed = False  # True while the kernel has not been sent the outputs
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Add the output of ``msg`` to the widget's outputs (not to ``outs``, the cell's),
+        within its caps."""
+        if self.clear_before_next_output:
+            self.outputs = []
+            self.caps.reset()
+            self.clear_before_next_output = False
+        self.parent_header = msg["parent_header"]
+        out = output_from_msg(msg)
+        self.outputs.append(out)
+        self.caps.add(self.outputs, out)
+        self.sync_state()
+
+    def clear_output(self, outs, msg, cell_index):
+        super().clear_output(outs, msg, cell_index)
+        if not self.outputs:
+            self.caps.reset()
+
+    def sync_state(self):
+        """Note that the state changed, for ``send_state`` (nbclient's widget sends it here, after
+        every output)."""
+        self.changed = True
+
+    def send_state(self):
+        """Send the widget's outputs to the kernel, if they changed since they were last sent."""
+        if not self.changed:
+            return
+        self.changed = False
+        outputs = joined_streams(self.outputs)
+        self.send({"method": "update", "state": {"outputs": outputs}, "buffer_paths": []})
+        if hasattr(self.executor, "widget_state"):  # as nbclient's widget keeps it
+            self.executor.widget_state[self.comm_id]["outputs"] = outputs
+
+
 class CappedClient(NotebookClient):
     """nbclient's ``NotebookClient`` with each cell's outputs capped by ``output_limits`` (a
     ``runner.OutputLimits``) as they arrive, never cutting inside a string of ``keep_whole``
     (see ``shown_forms``). A cell's caps hold until its last message (after a time limit, its
-    output can go on coming while the next cell runs)."""
+    output can go on coming while the next cell runs). The stand-in for an Output widget is a
+    ``CappedOutputWidget``, whose state is sent back to the kernel after each cell."""
 
     def __init__(self, nb, output_limits, keep_whole=(), **kw):
         super().__init__(nb, **kw)
         self.output_limits, self.keep_whole = output_limits, tuple(keep_whole)
         self.cell_outputs = {}  # cell index: CellOutputs
+        self.widget_registry["@jupyter-widgets/output"]["OutputModel"] = CappedOutputWidget
 
     async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
         self.cell_outputs[cell_index] = CellOutputs(self.output_limits, self.keep_whole)
-        return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+        try:
+            return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+        finally:
+            self.send_widget_states()
+
+    def send_widget_states(self):
+        """Send the kernel the state of each Output widget whose outputs changed (the cell's
+        messages have been handled: nothing waits on the shell channel)."""
+        for widget in self.comm_objects.values():
+            if isinstance(widget, CappedOutputWidget):
+                widget.send_state()
 
     def process_message(self, msg, cell, cell_index):
         if msg["msg_type"] in ("display_data", "execute_result", "update_display_data"):

@@ -13,8 +13,9 @@ elsewhere, from those outputs, outside the learner's process.
   output), so the learner keeps the marks of everything else.
 - The status of the kernel's reply to each cell is kept (``RunLog.statuses``); a cell whose reply
   is an error that its output does not show gets a ``HiddenError`` output.
-- What a cell shows is capped as it arrives (``OutputLimits``, see ``outputs``): a cell that
-  floods its output keeps its head and tail, with a note of what was left out.
+- What a cell shows, and what an ipywidgets ``Output`` widget captures, is capped as it arrives
+  (``OutputLimits``, see ``outputs``): a cell that floods its output keeps its head and tail,
+  with a note of what was left out.
 - Given the notebook's master, the grading environment is put back before each graded test
   cell (see ``grading_env``); where that fails, the test cell is not run and gets a
   ``GradingEnvironmentError`` output.
@@ -75,10 +76,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class OutputLimits:
-    """How much of what one cell shows a graded notebook keeps (applied as it arrives: see
-    ``outputs``). Beyond them the grader keeps the head and the tail, with a line in between that
-    says what it left out (``... 298,512 lines (31,045,248 characters) of output left out by the
-    grader ...``):
+    """How much of what one cell shows, and of what one ipywidgets ``Output`` widget captures
+    (until it is cleared), a graded notebook keeps (applied as it arrives: see ``outputs``).
+    Beyond them the grader keeps the head and the tail, with a line in between that says what it
+    left out (``... 298,512 lines (31,045,248 characters) of output left out by the grader
+    ...``):
 
     - stdout and stderr, each: the first ``head_lines`` lines (at most ``head_chars``
       characters), and the last ``tail_lines`` (at most ``tail_chars``). A stream that came in

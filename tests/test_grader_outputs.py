@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbformat.v4 import new_output
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
 
@@ -238,6 +239,81 @@ def test_a_capped_cell_still_updates_and_clears_its_displays(tmp_path):
     assert [o.get("text") for o in progress] == ["step 999\n"]
 
 
+def _widget_run(monkeypatch, tmp_path, capturing):
+    """Run a notebook whose first cell captures ``capturing`` (code) in an Output widget ``out``,
+    the second prints ``after`` and the third prints the kernel's ``out.outputs`` as JSON.
+    Returns the three cells' outputs, the run's log, and the size of each message the client
+    sent to the kernel for its Output widgets."""
+    from nbclient.output_widget import OutputWidget
+
+    sent = []
+    real = OutputWidget.send
+
+    def send(self, data=None, metadata=None, buffers=None):
+        sent.append(len(json.dumps(data)))
+        return real(self, data, metadata, buffers)
+
+    monkeypatch.setattr(OutputWidget, "send", send)
+    sources = [
+        "import ipywidgets\nout = ipywidgets.Output()\ndisplay(out)\nwith out:\n"
+        + "".join(f"    {line}\n" for line in capturing.splitlines()),
+        "print('after')",
+        "import json\nprint(json.dumps([dict(o) for o in out.outputs]))",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    log = runner.run(nb, tmp_path, runner.Limits(cell=60))
+    kept = text(nb.cells[2])
+    assert not notes(kept), "the kernel's widget holds more than the grader keeps"
+    return nb.cells[0].outputs, nb.cells[1].outputs, json.loads(kept), log, sent
+
+
+def test_an_output_widget_that_is_flooded_keeps_its_head_and_tail(monkeypatch, tmp_path):
+    """Output captured by a widget is capped as a cell's is, the kernel's widget is sent what it
+    kept once, and the next cell runs as usual."""
+    capturing = "for i in range(20_000):\n    print(i, 'x' * 50)"
+    flood, after, kept, log, sent = _widget_run(monkeypatch, tmp_path, capturing)
+    lines = [f"{i} " + "x" * 50 + "\n" for i in range(20_000)]
+    head, tail = lines[: LIMITS.head_lines], lines[-LIMITS.tail_lines :]
+    left = len("".join(lines)) - len("".join(head + tail))
+    note = f"... {len(lines) - len(head) - len(tail):,} lines ({left:,} characters) of output left"
+    expected = "".join(head) + note + " out by the grader ...\n" + "".join(tail)
+    assert kept == [{"output_type": "stream", "name": "stdout", "text": expected}]
+    assert log.events == {} and [o.get("text") for o in after] == ["after\n"]
+    assert [o.output_type for o in flood] == ["display_data"], "the widget, not its output"
+    assert len(sent) == 1 and sent[0] < len(expected) + 1000
+
+
+def test_an_output_widget_sends_its_state_once_a_cell_not_once_an_output(monkeypatch, tmp_path):
+    """A thousand outputs that come one by one (``flush=True``): nbclient's widget sent its whole
+    list of outputs after each of them, traffic that grows with the square of their number."""
+    capturing = "for i in range(1000):\n    print(i, 'y' * 50, flush=True)"
+    _, after, kept, log, sent = _widget_run(monkeypatch, tmp_path, capturing)
+    assert len(sent) == 1 and sent[0] < LIMITS.head_chars + LIMITS.tail_chars
+    (stdout,) = kept
+    (note,) = notes(stdout["text"])
+    assert note.group(2) == "lines", "a hundred outputs in the head, then the tail"
+    assert stdout["text"].startswith("0 yyy") and stdout["text"].endswith("999 " + "y" * 50 + "\n")
+    assert log.events == {} and [o.get("text") for o in after] == ["after\n"]
+
+
+def test_an_output_widget_with_a_few_outputs_keeps_them_all(monkeypatch, tmp_path):
+    """What an honest notebook captures is kept exactly as nbclient's widget kept it: the pieces
+    of one stream in a row joined in one output."""
+    capturing = (
+        "import sys\nprint('one', flush=True)\nprint('two', flush=True)\ndisplay(42)\n"
+        "print('three', flush=True)\nprint('careful', file=sys.stderr, flush=True)"
+    )
+    shown, after, kept, log, _ = _widget_run(monkeypatch, tmp_path, capturing)
+    assert kept == [
+        {"output_type": "stream", "name": "stdout", "text": "one\ntwo\n"},
+        {"output_type": "display_data", "data": {"text/plain": "42"}, "metadata": {}},
+        {"output_type": "stream", "name": "stdout", "text": "three\n"},
+        {"output_type": "stream", "name": "stderr", "text": "careful\n"},
+    ]
+    assert log.events == {} and [o.get("text") for o in after] == ["after\n"]
+    assert [o.output_type for o in shown] == ["display_data"]
+
+
 # No kernel: kernel messages handed to the client one by one.
 
 
@@ -323,3 +399,57 @@ def test_displays_errors_and_streams_keep_their_order():
     assert cell.outputs[-1].traceback == ["x" * 100_000]
     assert "image/png" in cell.outputs[-2].data["text/plain"]
     assert len(cell.outputs) == 1 + LIMITS.displays + 1 + LIMITS.tail_displays + 1
+
+
+def _open_widget(client, cell, comm_id):
+    """An Output widget, opened in ``client`` as the kernel opens one; what it sends to the
+    kernel is kept in its ``sent``."""
+    state = {"_model_module": "@jupyter-widgets/output", "_model_name": "OutputModel"}
+    data = {"state": state | {"outputs": [], "msg_id": ""}, "buffer_paths": []}
+    _send(client, cell, "comm_open", comm_id=comm_id, target_name="jupyter.widget", data=data)
+    widget = client.comm_objects[comm_id]
+    widget.sent = []
+    widget.send = widget.sent.append
+    return widget
+
+
+def _capture(client, cell, comm_id, msg_id):
+    """The kernel's widget ``comm_id`` starts (``msg_id`` "cell") or stops ("") capturing."""
+    data = {"method": "update", "state": {"msg_id": msg_id}, "buffer_paths": []}
+    _send(client, cell, "comm_msg", comm_id=comm_id, data=data)
+
+
+def test_each_output_widget_has_caps_of_its_own_that_a_clear_starts_again():
+    """Displays and streams captured by a widget are capped as a cell's; nothing goes to the
+    kernel until the client sends the widgets' states (``send_widget_states``)."""
+    client, cell = _client()
+    flooded, quiet = _open_widget(client, cell, "a"), _open_widget(client, cell, "b")
+    _capture(client, cell, "a", "cell")
+    for i in range(300):
+        _send(client, cell, "display_data", data={"text/plain": str(i)}, metadata={})
+    _send(client, cell, "stream", name="stdout", text="".join(f"{i}\n" for i in range(5000)))
+    _capture(client, cell, "a", "")
+    _capture(client, cell, "b", "cell")
+    _send(client, cell, "stream", name="stdout", text="quiet\n")
+    assert cell.outputs == [] and flooded.sent == quiet.sent == []
+
+    client.send_widget_states()
+    ((a,), (b,)) = flooded.sent, quiet.sent
+    shown = [o.get("data", {}).get("text/plain") for o in a["state"]["outputs"]]
+    assert shown[: LIMITS.displays] == [str(i) for i in range(LIMITS.displays)]
+    assert notes(a["state"]["outputs"][LIMITS.displays].text)[0].group(2) == "displays"
+    tail = LIMITS.displays + 1 + LIMITS.tail_displays
+    assert shown[LIMITS.displays + 1 : tail] == [str(i) for i in range(280, 300)]
+    (stream_note,) = notes(a["state"]["outputs"][tail].text)
+    assert stream_note.group(2) == "lines" and len(a["state"]["outputs"]) == tail + 1
+    assert b["state"]["outputs"] == [new_output("stream", name="stdout", text="quiet\n")]
+
+    # a progress line: each clear starts the widget's caps again, and only the last is sent
+    for i in range(1000):
+        _send(client, cell, "clear_output", wait=True)
+        _send(client, cell, "stream", name="stdout", text=f"step {i}\n")
+    client.send_widget_states()
+    assert quiet.sent[-1]["state"]["outputs"] == [
+        new_output("stream", name="stdout", text="step 999\n")
+    ]
+    assert len(quiet.sent) == 2 and len(flooded.sent) == 1
