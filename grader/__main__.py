@@ -45,6 +45,18 @@ workspace another command is using) says why in one line and exits with code 2.
 """
 
 
+def _jobs(parser, what):
+    """``-j N``: how many worker processes a command runs at once, ``what`` they do."""
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help=f"{what} (default: one per core, %(default)s here)",
+    )
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog=course.command(),
@@ -81,14 +93,7 @@ def _parser():
     p.add_argument(
         "assignments", nargs="*", metavar="ASSIGNMENT", help="default: every one collected"
     )
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help="notebooks graded at once (default: one per core, %(default)s here)",
-    )
+    _jobs(p, "notebooks graded at once")
     p.add_argument(
         "--cell-timeout",
         type=_seconds,
@@ -107,14 +112,7 @@ def _parser():
 
     p = command("feedback", help="one HTML page per student and assignment")
     p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help="pages rendered at once (default: one per core, %(default)s here)",
-    )
+    _jobs(p, "pages rendered at once")
 
     p = command("export", help="grades as CSV")
     p.add_argument(
