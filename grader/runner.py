@@ -318,12 +318,22 @@ class _Kernels:
 
 
 _KERNELS = _Kernels()
+# In a forked child: the parent's kernels (see ``_forget_kernels``), kept and never closed here.
+_PARENTS = []
 
 
 def _forget_kernels():
     """In a forked child (a grading worker): the kernels, template connection and event loop
-    that were here belong to the parent; start with none."""
+    that were here belong to the parent; start with none.
+
+    The parent's are kept, not dropped: the child's garbage collector would close the parent's
+    event loop once nothing refers to it (from Python 3.13 a multiprocessing child also drops
+    the parent's ``atexit`` hooks, ``close`` among them), and closing it takes the loop's
+    wake-up socket off the epoll set that the child shares with the parent. The parent's loop
+    would then wait for ever for what a thread hands it, such as the template's reply to a
+    kernel fork."""
     global _KERNELS
+    _PARENTS.append(_KERNELS)
     _KERNELS = _Kernels()
 
 

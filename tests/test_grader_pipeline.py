@@ -945,6 +945,33 @@ def test_workers_are_forked_with_the_kernel_machinery_loaded():
     assert {"nbclient", "jupyter_client.manager", "jupyter_client.kernelspec"} <= loaded
 
 
+LOOP_AFTER_A_FORK = """
+import asyncio, gc, multiprocessing
+from grader import runner
+
+runner._KERNELS._folder()  # as after a notebook ran in this process
+runner._KERNELS.run_until_complete(asyncio.to_thread(int))
+child = multiprocessing.get_context("fork").Process(target=gc.collect)
+child.start()
+child.join()
+loop = runner._KERNELS.loop
+loop.call_later(20, loop.stop)  # a loop that no thread can wake any more stops here
+print(runner._KERNELS.run_until_complete(asyncio.to_thread(int, "7")))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers: Linux")
+def test_a_forked_child_leaves_the_parents_event_loop_working():
+    """A child forked from a process that ran notebooks (a feedback renderer forked from a test
+    process, say) does not close that process's event loop as it collects its garbage: the
+    loop still hears a thread's result, such as the template's reply to a kernel fork."""
+    out = subprocess.run(
+        [sys.executable, "-c", LOOP_AFTER_A_FORK], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["7"]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
 def test_results_are_recorded_at_low_priority(monkeypatch):
     """The gradebook learns the cells, then every result, in a thread of lower priority than
