@@ -25,7 +25,7 @@ import multiprocessing
 import re
 import sys
 import threading
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
 from . import children, course, nbgrader_parts, progress
@@ -216,9 +216,7 @@ class Renderers:
         ticks.start()
         futures = [self.pool.submit(_render_part, aid, students) for aid, students in work]
         try:
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, return_when=FIRST_COMPLETED)
+            wait(futures)
         except KeyboardInterrupt:
             self.stop.set()
             wait(futures)  # each worker ends the student it is writing
