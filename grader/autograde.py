@@ -395,10 +395,10 @@ def _yield_cpu():
 
 def _record_all(futures, bar, stop, graded, count_lost=True):
     """The gradebook's side of grading, on the CPU the template and the notebooks leave: it can
-    wait, they cannot. Records the assignments' cells (nbgrader's imports and a build: a second
-    of CPU), then each result as it comes in, in one session, into ``graded`` (a ``_Graded``),
-    until every future is done or ``stop`` is set. ``count_lost``: a job lost with its pool
-    moves ``bar`` too."""
+    wait, they cannot. Records the assignments' cells (``gradebook.sync_assignment``: the import
+    of nbgrader's gradebook, half a second of CPU), then each result as it comes in, in one
+    session, into ``graded`` (a ``_Graded``), until every future is done or ``stop`` is set.
+    ``count_lost``: a job lost with its pool moves ``bar`` too."""
     _yield_cpu()
     for aid in sorted({job["assignment"] for job in futures.values()}):
         gradebook.sync_assignment(aid)

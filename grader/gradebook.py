@@ -7,7 +7,7 @@ the formgrader and ``export`` read the same database.
 import ast
 import contextlib
 import functools
-import logging
+import json
 import warnings
 from pathlib import Path
 
@@ -57,62 +57,53 @@ def open_gradebook():
 
 
 def sync_assignment(assignment):
-    """Record ``assignment``'s notebooks and cells in the gradebook (before its grades), unless
-    it holds them already as its masters have them: then nbgrader's preprocessors are neither
-    imported nor run (half a second of every later ``autograde``)."""
+    """Record ``assignment``'s notebooks and cells in the gradebook (before its grades) as
+    nbgrader's SaveCells does, from the masters in the grader's cache; unless it holds them
+    already as its masters have them. Neither nbgrader's preprocessors nor nbconvert are
+    imported (half a second of CPU). ``RuntimeError`` (SaveCells's) when a notebook with
+    submissions would gain or lose cells."""
     from .master import Master
 
-    paths = course.source_notebooks(assignment)
+    masters = [Master.load(path, assignment) for path in course.source_notebooks(assignment)]
     with open_gradebook() as gb:
         gb.update_or_create_assignment(assignment)
-        if all(_recorded(gb, Master.load(path, assignment)) for path in paths):
+        if all(_recorded(gb, master) for master in masters):
             return
-    logging.getLogger("traitlets").setLevel(logging.ERROR)
-    for path in paths:
-        Master.load(path, assignment, course.db_url())
+        for master in masters:
+            _record_notebook(gb, master)
+
+
+KINDS = ("grade", "solution", "task", "source")  # nbgrader's kinds of cell record
 
 
 def _cells_to_record(nb):
-    """What nbgrader's SaveCells records of notebook ``nb``'s cells, by kind and grade_id:
-    ``{"grade": {id: (points, cell type)}, "solution": {id: ()}, "task": {...} like grade,
-    "source": {id: (cell type, locked, source, checksum)}}``."""
+    """What nbgrader's SaveCells records of notebook ``nb``'s cells: ``{kind: {grade_id:
+    fields}}`` for each of ``KINDS``, ``fields`` the record's ``{field: value}``."""
     from nbgrader import utils
 
-    cells = {"grade": {}, "solution": {}, "task": {}, "source": {}}
+    cells = {kind: {} for kind in KINDS}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         gid = meta.get("grade_id")
         if utils.is_grade(cell):
-            cells["grade"][gid] = (float(meta["points"]), cell.cell_type)
+            cells["grade"][gid] = {"max_score": float(meta["points"]), "cell_type": cell.cell_type}
         if utils.is_solution(cell):
-            cells["solution"][gid] = ()
+            cells["solution"][gid] = {}
         if utils.is_task(cell):
-            cells["task"][gid] = (float(meta["points"]), cell.cell_type)
+            cells["task"][gid] = {"max_score": float(meta["points"]), "cell_type": cell.cell_type}
         if (
             utils.is_grade(cell)
             or utils.is_solution(cell)
             or utils.is_locked(cell)
             or utils.is_task(cell)
         ):
-            cells["source"][gid] = (
-                cell.cell_type,
-                utils.is_locked(cell),
-                cell.source,
-                meta.get("checksum"),
-            )
+            cells["source"][gid] = {
+                "cell_type": cell.cell_type,
+                "locked": utils.is_locked(cell),
+                "source": cell.source,
+                "checksum": meta.get("checksum"),
+            }
     return cells
-
-
-def _recorded_cells(notebook):
-    """The same as ``_cells_to_record``, read from nbgrader's record of a notebook."""
-    return {
-        "grade": {c.name: (c.max_score, c.cell_type) for c in notebook.grade_cells},
-        "solution": {c.name: () for c in notebook.solution_cells},
-        "task": {c.name: (c.max_score, c.cell_type) for c in notebook.task_cells},
-        "source": {
-            c.name: (c.cell_type, c.locked, c.source, c.checksum) for c in notebook.source_cells
-        },
-    }
 
 
 def _recorded(gb, master):
@@ -124,7 +115,72 @@ def _recorded(gb, master):
         notebook = gb.find_notebook(master.name, master.assignment)
     except MissingEntry:
         return False
-    return _recorded_cells(notebook) == _cells_to_record(master.graded_nb())
+    for kind, cells in _cells_to_record(master.graded_nb()).items():
+        recorded = {c.name: c for c in getattr(notebook, f"{kind}_cells")}
+        if recorded.keys() != cells.keys():
+            return False
+        for gid, fields in cells.items():
+            if any(getattr(recorded[gid], f) != value for f, value in fields.items()):
+                return False
+    return True
+
+
+def _record_notebook(gb, master):
+    """Record ``master``'s notebook and cells in the open gradebook ``gb`` as nbgrader's
+    SaveCells preprocessor does (``generate_assignment`` runs it on the graded notebook): a
+    notebook without submissions is removed and added again with its kernelspec, keeping its
+    other fields (its id); one with submissions keeps its record, and ``RuntimeError`` when it
+    would gain or lose cells. Each cell is added or updated with the fields
+    ``_cells_to_record`` gives it, keeping the others (its id) from the record it had.
+
+    Also like SaveCells, which opens the gradebook with nbgrader's default course: that course
+    is added when missing. nbgrader's other preprocessors open it so too (GetGrades, in each of
+    ``feedback``'s renderers at once): without it there, they race to add it, and those that
+    lose fail."""
+    from nbgrader.api import MissingEntry
+
+    gb.check_course()  # nbgrader's default course, as Gradebook(db_url) checks it
+    name, aid = master.name, master.assignment
+    nb = master.graded_nb()
+    records = {}
+    for kind, cells in _cells_to_record(nb).items():
+        records[kind] = {}
+        for gid, fields in cells.items():
+            try:
+                kept = getattr(gb, f"find_{kind}_cell")(gid, name, aid).to_dict()
+            except MissingEntry:
+                kept = {}
+            else:
+                for key in ("name", "notebook", "assignment"):
+                    del kept[key]
+            records[kind][gid] = kept | fields
+
+    try:
+        notebook = gb.find_notebook(name, aid)
+    except MissingEntry:
+        info = {}
+    else:
+        info = None
+        if notebook.submissions:
+            if any(
+                set(records[kind]) != {c.name for c in getattr(notebook, f"{kind}_cells")}
+                for kind in KINDS
+            ):
+                raise RuntimeError(
+                    f"Cannot add or remove cells for notebook '{name}' because there are "
+                    "submissions associated with it"
+                )
+        else:
+            info = notebook.to_dict()
+            del info["name"]
+            gb.remove_notebook(name, aid)
+    if info is not None:
+        info["kernelspec"] = json.dumps(nb.metadata.get("kernelspec", {}))
+        gb.add_notebook(name, aid, **info)
+
+    for kind in KINDS:
+        for gid, fields in records[kind].items():
+            getattr(gb, f"update_or_create_{kind}_cell")(gid, name, aid, **fields)
 
 
 def record(gb, result, timestamp, dropped_before=()):
