@@ -90,24 +90,13 @@ def _preprocessors(config, names):
     return [getattr(pp, name)(config=config) for name in names]
 
 
-def build(source_path, assignment, db_url=None):
-    """``(graded, released)`` notebooks of the source notebook at ``source_path``.
-
-    With ``db_url``, nbgrader's SaveCells also records the notebook's cells in that gradebook
-    (the assignment must exist there).
-    """
+def build(source_path, assignment):
+    """``(graded, released)`` notebooks of the source notebook at ``source_path`` (its cells
+    are recorded in the gradebook from ``graded``: ``gradebook.sync_assignment``)."""
     config = course.load_config()
     nb = nbformat.read(source_path, as_version=4)
-    resources = {
-        "nbgrader": {
-            "notebook": Path(source_path).stem,
-            "assignment": assignment,
-            "db_url": db_url,
-        }
-    }
+    resources = {"nbgrader": {"notebook": Path(source_path).stem, "assignment": assignment}}
     names = ["LockCells", "ClearSolutions", "ClearOutput", "CheckCellMetadata", "ComputeChecksums"]
-    if db_url:
-        names.append("SaveCells")
     for processor in _preprocessors(config, names):
         nb, resources = processor.preprocess(nb, resources)
     graded = copy.deepcopy(nb)
@@ -164,15 +153,11 @@ class Master:
     extra_files: list = field(default_factory=list)  # [(path, relative path)] beside it
 
     @classmethod
-    def load(cls, source_path, assignment, db_url=None):
-        """The master of the source notebook at ``source_path``. With ``db_url``: built, and its
-        cells recorded in that gradebook; without, taken from the grader's cache when the
-        source notebook, nbgrader, the course's nbgrader config and this module are what it was
-        built from (building imports nbgrader and nbconvert: about 1 s)."""
-        if db_url:
-            graded, released = build(source_path, assignment, db_url)
-        else:
-            graded, released = _cached_build(source_path, assignment)
+    def load(cls, source_path, assignment):
+        """The master of the source notebook at ``source_path``, taken from the grader's cache
+        when the source notebook, nbgrader, the course's nbgrader config and this module are
+        what it was built from (building imports nbgrader and nbconvert: about 1 s)."""
+        graded, released = _cached_build(source_path, assignment)
         folder = Path(source_path).parent
         extras = [
             (str(p), str(p.relative_to(folder)))

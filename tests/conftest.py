@@ -45,15 +45,15 @@ def rng():
 @pytest.fixture
 def builds(monkeypatch):
     """The masters built with nbgrader's preprocessors while the test runs, one entry per build:
-    the gradebook its cells were recorded in (None for a build that records nothing)."""
+    the source notebook it was built from."""
     from grader import master
 
     made = []
     real = master.build
 
-    def build(source_path, assignment, db_url=None):
-        made.append(db_url)
-        return real(source_path, assignment, db_url)
+    def build(source_path, assignment):
+        made.append(source_path)
+        return real(source_path, assignment)
 
     monkeypatch.setattr(master, "build", build)
     return made

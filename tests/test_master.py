@@ -49,17 +49,3 @@ def test_a_damaged_cache_is_built_again(source, builds):
     cached.write_text("{not json")
     assert Master.load(source, tiny.ASSIGNMENT).exercises == ["relu_backward", "sigmoid", "add"]
     assert len(builds) == 2
-
-
-def test_recording_in_a_gradebook_always_builds(source, builds, tmp_path):
-    Master.load(source, tiny.ASSIGNMENT)
-    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db) as gb:
-        gb.add_assignment(tiny.ASSIGNMENT)
-    Master.load(source, tiny.ASSIGNMENT, db)
-    assert len(builds) == 2
-    with Gradebook(db) as gb:
-        cells = {c.name for c in gb.find_notebook(tiny.NOTEBOOK, tiny.ASSIGNMENT).grade_cells}
-    assert cells == {"test_relu_backward", "test_sigmoid", "test_add"}
