@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import children, course, gradebook, runner
+from .progress import bar as progress_bar
 from .runner import Limits
 from .table import format_table
 
@@ -348,16 +349,7 @@ def _grade_apart(batches, graded, jobs_n, progress):
     process: killed it, or the template its kernels come from, and every job of the pool was
     lost with it), the jobs it lost are split in two, each half in a pool of its own, down to
     a single notebook, the one to blame (``LOST``)."""
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=sum(len(batch) for batch in batches),
-        unit="nb",
-        desc="again",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(sum(len(batch) for batch in batches), "again", "nb", show=progress)
     try:
         while batches:
             batch = batches.pop(0)
@@ -434,8 +426,6 @@ def _grade_all(pool, todo, jobs_n, progress, bar=None):
     """Submit every job to ``pool`` and record the results in a thread of low priority while
     the notebooks run: a ``_Graded``. With ``bar``, a progress bar of a longer run (which stays
     open), jobs lost with the pool do not move it: they are graded again."""
-    from tqdm import tqdm
-
     from .worker import grade
 
     # Each worker's last job starts no kernel for a next one.
@@ -443,14 +433,7 @@ def _grade_all(pool, todo, jobs_n, progress, bar=None):
         job["next_kernel"] = index < len(todo) - jobs_n
     own = bar is None
     if own:
-        bar = tqdm(
-            total=len(todo),
-            unit="nb",
-            desc="autograde",
-            disable=not progress,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
+        bar = progress_bar(len(todo), "autograde", "nb", show=progress)
     futures = {pool.submit(grade, job): job for job in todo}
     stop, graded = threading.Event(), _Graded()
     recorder = ThreadPoolExecutor(max_workers=1)

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -728,14 +729,22 @@ def test_one_autograde_at_a_time_in_a_workspace_and_a_killed_one_leaves_no_lock(
     assert not list((workspace / "results").glob("*/*.error"))
 
 
-def _collected_with_a_worker_killer(tiny_class, tmp_path, monkeypatch, run, pools, slow=("dave",)):
+def _collected_with_a_worker_killer(
+    tiny_class, tmp_path, monkeypatch, run, pools, slow=("dave",), threads=None
+):
     """The tiny class collected into a workspace of this test's own, less the ``slow`` students
     (endless loops), to be graded with ``run`` in place of ``runner.run`` (the workers are forked
-    with it), each new pool's size added to ``pools``; returns the workspace."""
+    with it), each new pool's size added to ``pools``, and to ``threads`` the names of the
+    threads of this process that were running as it was made (less those running now: the
+    workers are forked then, and a fork copies no thread but the one that forks, whatever lock
+    the others held); returns the workspace."""
     real_pool = autograde._Pool.__init__
+    before = set(threading.enumerate())
 
     def pool(self, jobs_n):
         pools.append(jobs_n)
+        if threads is not None:
+            threads.append(sorted(t.name for t in set(threading.enumerate()) - before))
         real_pool(self, jobs_n)
 
     monkeypatch.setattr(autograde._Pool, "__init__", pool)
@@ -801,7 +810,7 @@ def test_a_notebook_known_to_end_its_worker_costs_the_others_nothing_on_later_ru
     later runs, that notebook unchanged is not graded again (named as a grader error still), so
     that it loses nothing queued with it; with --force it is graded in a pool of its own."""
     real_run = runner.run
-    pools = []
+    pools, threads = [], []
 
     def run(nb, cwd, *args, **kwargs):
         if Path(cwd).parent.name == "bob":
@@ -809,7 +818,7 @@ def test_a_notebook_known_to_end_its_worker_costs_the_others_nothing_on_later_ru
         return real_run(nb, cwd, *args, **kwargs)
 
     workspace = _collected_with_a_worker_killer(
-        tiny_class, tmp_path, monkeypatch, run, pools, slow=("dave", "ivy")
+        tiny_class, tmp_path, monkeypatch, run, pools, slow=("dave", "ivy"), threads=threads
     )
     others = set(CLASS) - {"bob", "dave", "ivy"}
     args = ["autograde", "-j", "2", "--cell-timeout", "10"]
@@ -827,6 +836,8 @@ def test_a_notebook_known_to_end_its_worker_costs_the_others_nothing_on_later_ru
         )
         assert lost, out
         assert re.search(rf"again: 100%\|[^|]*\| {lost[1]}/{lost[1]} ", err), err[-2000:]
+        # Python 3.12+ warns of the deadlocks a fork with other threads running can cause
+        assert threads and not any(threads), threads
         assert f"grader error on bob/{A}: {autograde.LOST}" in out
         results = workspace / "results" / A
         assert {path.stem for path in results.glob("*.json")} == others
