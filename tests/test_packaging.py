@@ -1,7 +1,10 @@
 """Packaging: the conda route lists what pyproject.toml lists; nothing private is tracked."""
 
 import re
+import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -40,6 +43,42 @@ def test_environment_yml_matches_pyproject():
 def test_data_ships_with_origin_and_licence():
     readme = (REPO / "lib" / "backprop" / "datafiles" / "README.md").read_text()
     assert "UCI" in readme and "CC BY 4.0" in readme
+
+
+def test_the_wheel_ships_the_library_its_data_and_the_grader_without_build_warnings(tmp_path):
+    """What ``pip install`` builds: every module and the data files, and no warning from
+    setuptools (a deprecated setting stops building once its deadline passes)."""
+    source = tmp_path / "source"  # a copy: building in place would leave build/ in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for folder in ("lib", "grader"):
+        shutil.copytree(
+            REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), "."],
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    output = build.stdout + build.stderr
+    warnings = [line for line in output.splitlines() if "Warning:" in line]
+    assert not warnings, "\n".join(warnings)
+    (wheel,) = tmp_path.glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        f"{package}/{path.relative_to(folder).as_posix()}"
+        for package, folder in (
+            ("backprop", REPO / "lib" / "backprop"),
+            ("grader", REPO / "grader"),
+        )
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert "backprop/datafiles/digits.npz" in expected
+    assert expected <= shipped, sorted(expected - shipped)
 
 
 def test_no_grading_state_or_machine_paths_tracked():
