@@ -42,7 +42,10 @@ def schema_head():
 
 @contextlib.contextmanager
 def open_gradebook():
-    """nbgrader's ``Gradebook`` on the workspace's database, created when missing."""
+    """nbgrader's ``Gradebook`` on the workspace's database, created when missing. It holds
+    nbgrader's default course too, the one nbgrader's preprocessors open it with (GetGrades, in
+    each of ``feedback``'s renderers at once): without it there, they would race to add it, and
+    those that lose would fail."""
     nbgrader_parts.load()
     import nbgrader.api
     from nbgrader.api import Gradebook
@@ -53,6 +56,7 @@ def open_gradebook():
     with warnings.catch_warnings(), Gradebook(course.db_url(), COURSE_ID) as gb:
         # nbgrader's "object not in session" warning on a new submission is harmless
         warnings.filterwarnings("ignore", message=".*not in session.*")
+        gb.check_course()
         yield gb
 
 
@@ -131,15 +135,9 @@ def _record_notebook(gb, master):
     notebook without submissions is removed and added again with its kernelspec, keeping its
     other fields (its id); one with submissions keeps its record, and ``RuntimeError`` when it
     would gain or lose cells. Each cell is added or updated with the fields
-    ``_cells_to_record`` gives it, keeping the others (its id) from the record it had.
-
-    Also like SaveCells, which opens the gradebook with nbgrader's default course: that course
-    is added when missing. nbgrader's other preprocessors open it so too (GetGrades, in each of
-    ``feedback``'s renderers at once): without it there, they race to add it, and those that
-    lose fail."""
+    ``_cells_to_record`` gives it, keeping the others (its id) from the record it had."""
     from nbgrader.api import MissingEntry
 
-    gb.check_course()  # nbgrader's default course, as Gradebook(db_url) checks it
     name, aid = master.name, master.assignment
     nb = master.graded_nb()
     records = {}
