@@ -491,6 +491,7 @@ class TemplateClient:
     def __init__(self, address):
         self.address = address
         self.conn = self.replies = None
+        self.gone = False  # the template went away while this client was connected to it
 
     def fork(self, argv, cwd, env):
         """The pid of a new kernel running ``ipykernel_launcher argv`` in ``cwd`` with ``env``,
@@ -509,16 +510,20 @@ class TemplateClient:
             line = self.replies.readline()
             return json.loads(line).get("pid") if line else None
         except (OSError, ValueError):
+            self.gone = self.gone or self.conn is not None
             self.close()
             self.address = None  # gone for good: kernels start the usual way from now on
             return None
 
     def lost(self):
         """True when this client was connected to a template that is gone since (its kernels
-        went with it)."""
+        went with it): found out here, or by a ``fork`` that failed on the connection (which
+        then closed it; a kernel started ahead asks for its fork at any moment)."""
         import select
         import socket
 
+        if self.gone:
+            return True
         if self.conn is None:
             return False
         try:

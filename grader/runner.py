@@ -354,12 +354,16 @@ async def _connect(km, timeout=60.0):
     kc = km.client()
     kc.start_channels()
     deadline = time.monotonic() + timeout
+    # A kernel still starting answers the requests of earlier rounds late: any of them will do
+    # (waiting for this round's only, a kernel that takes over a second to start was always
+    # one answer behind, until the deadline).
+    requests = set()
     try:
         while True:
-            request = kc.kernel_info()
+            requests.add(kc.kernel_info())
             try:
                 reply = await kc.shell_channel.get_msg(timeout=1)
-                if reply["parent_header"].get("msg_id") == request:
+                if reply["parent_header"].get("msg_id") in requests:
                     # the request's busy/idle status proves the output channel connected
                     await kc.iopub_channel.get_msg(timeout=0.2)
                     break
@@ -487,12 +491,22 @@ async def _run_cells(client, nb, limits, deadline, log, reset):
             if not await _recovered(client, limits):
                 raise _Restart(index) from None
         except DeadKernelError:
-            if _KERNELS.forks is not None and _KERNELS.forks.lost():
+            if _died_with_its_template(client.km):
                 raise _Restart(None) from None  # no cell of this notebook ended its kernel
             log.events[index] = CRASHED
             _mark(cell, CRASHED, limits)
             raise _Restart(index) from None
         log.reached = index
+
+
+def _died_with_its_template(km):
+    """True when ``km``'s kernel was forked from a template that is gone: it ended with the
+    template, whatever its own cell did (another notebook may have killed the template). A
+    kernel started the usual way ends only by its own doing."""
+    from .provisioner import ForkedKernel
+
+    forked = isinstance(getattr(km.provisioner, "process", None), ForkedKernel)
+    return forked and _KERNELS.forks is not None and _KERNELS.forks.lost()
 
 
 async def _kill(km):

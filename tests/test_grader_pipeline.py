@@ -435,6 +435,91 @@ def test_a_kernel_lost_with_its_template_blames_no_cell(tmp_path):
     assert nb.cells[2].outputs[0]["data"]["text/plain"] == "1"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels forked from a template")
+def test_a_kernel_lost_with_its_template_blames_no_cell_when_a_spare_found_it_gone(
+    tmp_path, monkeypatch
+):
+    """The kernel for the next notebook, started while this one runs, may ask the template for
+    its fork after the template died (another notebook killed it): that failed request must not
+    make the death of this notebook's kernel look like the doing of its own cell."""
+    import asyncio
+    import time
+
+    import psutil
+
+    kill_the_template = (
+        "import os, psutil\n"
+        "parent = psutil.Process(os.getppid())\n"
+        "if 'forkserver' in ' '.join(parent.cmdline()):\n"
+        "    parent.kill()\n"
+        "    import time; time.sleep(30)"
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(src) for src in ("x = 1", kill_the_template, "x")]
+    )
+    real_start_spare = runner._Kernels.start_spare
+
+    def template_alive():
+        try:
+            return template.status() != psutil.STATUS_ZOMBIE  # not yet waited for
+        except psutil.NoSuchProcess:
+            return False
+
+    async def start_spare_once_the_template_is_dead(kernels):
+        deadline = time.monotonic() + 60
+        while template_alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await real_start_spare(kernels)
+
+    try:
+        runner.prepare(template=True)
+        template = psutil.Process(runner._KERNELS.template.process.pid)
+        monkeypatch.setattr(runner._Kernels, "start_spare", start_spare_once_the_template_is_dead)
+        log = runner.run(nb, tmp_path, runner.Limits(cell=60), next_kernel=True)
+    finally:
+        runner.close()
+    assert log.events == {} and log.kernels == 2
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "1"
+
+
+def test_a_kernel_that_answers_late_is_connected_at_its_first_answer():
+    """A kernel started the usual way can take over a second to answer: the answer to an
+    earlier round's request, coming late, proves it ready (waiting for the latest round's
+    only, the connection stayed one answer behind until its deadline)."""
+    import asyncio
+    from queue import Empty
+
+    class Kernel:
+        def __init__(self):
+            self.requests = []
+            self.shell_channel, self.iopub_channel = self, self
+            self.allow_stdin = True
+
+        def client(self):
+            return self
+
+        def start_channels(self):
+            pass
+
+        stop_channels = start_channels
+
+        def kernel_info(self):
+            self.requests.append(f"request-{len(self.requests)}")
+            return self.requests[-1]
+
+        async def get_msg(self, timeout):
+            if len(self.requests) < 2:
+                raise Empty  # still starting
+            return {"parent_header": {"msg_id": self.requests[-2]}}  # a round late
+
+        async def is_alive(self):
+            return True
+
+    kernel = Kernel()
+    assert asyncio.run(runner._connect(kernel, timeout=5)) is kernel
+    assert len(kernel.requests) == 2 and kernel.allow_stdin is False
+
+
 @pytest.mark.skipif(os.name != "posix", reason="Unix sockets")
 def test_kernels_listen_on_sockets_of_their_own_not_on_tcp_ports(tmp_path):
     """A TCP port picked as free can be taken by another process before the kernel binds it (the
