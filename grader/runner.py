@@ -486,6 +486,8 @@ async def _run_cells(client, nb, limits, deadline, log, reset):
             if reset is not None and is_test(cell) and index not in log.statuses:
                 cell.outputs.append(_error("NotRun", SKIPPED))
         except (CellTimeoutError, TimeoutError):
+            if _died_with_its_template(client.km):  # its output stopped with it
+                raise _Restart(None) from None
             log.events[index] = TIMEOUT
             _mark(cell, TIMEOUT, limits)
             if not await _recovered(client, limits):

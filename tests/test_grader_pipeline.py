@@ -412,51 +412,25 @@ def test_exit_blames_its_own_cell_not_the_next(tmp_path):
     assert nb.cells[2].outputs[0]["data"]["text/plain"] == "2"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels forked from a template")
-def test_a_kernel_lost_with_its_template_blames_no_cell(tmp_path):
-    """Kernels end with the template they were forked from (a notebook may kill it, or it may
-    crash): the notebooks then running are run again from the start, with no cell blamed."""
-    kill_the_template = (
-        "import os, signal, psutil\n"
-        "parent = psutil.Process(os.getppid())\n"
-        "if 'forkserver' in ' '.join(parent.cmdline()):\n"
-        "    parent.kill()  # the template; a kernel started the usual way leaves its parent be\n"
-        "    import time; time.sleep(30)"
-    )
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(src) for src in ("x = 1", kill_the_template, "x")]
-    )
-    try:
-        runner.prepare(template=True)
-        log = runner.run(nb, tmp_path, runner.Limits(cell=60))
-    finally:
-        runner.close()
-    assert log.events == {} and log.kernels == 2
-    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "1"
+KILL_THE_TEMPLATE = (
+    "import os, signal, psutil\n"
+    "parent = psutil.Process(os.getppid())\n"
+    "if 'forkserver' in ' '.join(parent.cmdline()):\n"
+    "    parent.kill()  # the template; a kernel started the usual way leaves its parent be\n"
+    "    import time; time.sleep(30)"
+)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels forked from a template")
-def test_a_kernel_lost_with_its_template_blames_no_cell_when_a_spare_found_it_gone(
-    tmp_path, monkeypatch
-):
-    """The kernel for the next notebook, started while this one runs, may ask the template for
-    its fork after the template died (another notebook killed it): that failed request must not
-    make the death of this notebook's kernel look like the doing of its own cell."""
+def _dead_template_found_first_by_a_spare(monkeypatch):
+    """The kernel for the next notebook, started while this one runs, asks the template for
+    its fork only once the template died (another notebook killed it): the request fails, and
+    the template is known gone before this notebook's kernel is."""
     import asyncio
     import time
 
     import psutil
 
-    kill_the_template = (
-        "import os, psutil\n"
-        "parent = psutil.Process(os.getppid())\n"
-        "if 'forkserver' in ' '.join(parent.cmdline()):\n"
-        "    parent.kill()\n"
-        "    import time; time.sleep(30)"
-    )
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(src) for src in ("x = 1", kill_the_template, "x")]
-    )
+    template = psutil.Process(runner._KERNELS.template.process.pid)
     real_start_spare = runner._Kernels.start_spare
 
     def template_alive():
@@ -471,11 +445,43 @@ def test_a_kernel_lost_with_its_template_blames_no_cell_when_a_spare_found_it_go
             await asyncio.sleep(0.01)
         await real_start_spare(kernels)
 
+    monkeypatch.setattr(runner._Kernels, "start_spare", start_spare_once_the_template_is_dead)
+
+
+def _death_seen_as_silence(monkeypatch):
+    """nbclient may see a kernel's death as output that never came (``TimeoutError``), when the
+    kernel died between its reply and its last output."""
+    from nbclient.exceptions import DeadKernelError
+
+    from grader.outputs import CappedClient
+
+    real_execute = CappedClient.async_execute_cell
+
+    async def execute(self, cell, *args, **kwargs):
+        try:
+            return await real_execute(self, cell, *args, **kwargs)
+        except DeadKernelError:
+            raise TimeoutError("Timeout waiting for output") from None
+
+    monkeypatch.setattr(CappedClient, "async_execute_cell", execute)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels forked from a template")
+@pytest.mark.parametrize(
+    "how", [None, _dead_template_found_first_by_a_spare, _death_seen_as_silence]
+)
+def test_a_kernel_lost_with_its_template_blames_no_cell(tmp_path, monkeypatch, how):
+    """Kernels end with the template they were forked from (a notebook may kill it, or it may
+    crash): the notebooks then running are run again from the start, with no cell blamed,
+    whichever the grader notices first, and however the kernel's end shows."""
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(src) for src in ("x = 1", KILL_THE_TEMPLATE, "x")]
+    )
     try:
         runner.prepare(template=True)
-        template = psutil.Process(runner._KERNELS.template.process.pid)
-        monkeypatch.setattr(runner._Kernels, "start_spare", start_spare_once_the_template_is_dead)
-        log = runner.run(nb, tmp_path, runner.Limits(cell=60), next_kernel=True)
+        if how is not None:
+            how(monkeypatch)
+        log = runner.run(nb, tmp_path, runner.Limits(cell=60), next_kernel=how is not None)
     finally:
         runner.close()
     assert log.events == {} and log.kernels == 2
