@@ -2,12 +2,16 @@
 
 nbgrader's ``GenerateFeedback`` renders each autograded notebook as a page; its preprocessors
 (``nbgrader_config.py``) clear the hidden tests and scrub them from every output (``scrub``).
-The converter used here, ``PagesOnly``, differs from it in four ways:
+The converter used here, ``PagesOnly``, differs from it in these ways:
 
 - it writes the pages and nothing else. nbgrader also copies every other file of
   ``autograded/<student>/<assignment>/``: files the submission's code wrote, which can hold
   anything the code could read (its own cells with the hidden tests, for example);
-- a notebook that cannot be rendered is named with a one-line reason, and the others are rendered;
+- a page replaces the one of the last run only once it is whole (``write_whole``), and nothing
+  is removed on Ctrl+C: a student whose page was not written again keeps the old one. nbgrader
+  removes a student's pages before it writes them again, and again when anything goes wrong;
+- a notebook that cannot be rendered or written is named with a one-line reason, and the others
+  are rendered (nbgrader's removal of a folder it cannot write to fails again, and ends its run);
 - it moves a progress bar;
 - it renders in parallel: each of ``jobs_n`` worker processes renders the pages of a share of
   the students (``Renderers``);
@@ -21,8 +25,12 @@ Then every file in ``feedback/*/<assignment>/`` is checked for hidden-test lines
 (``scrub.leaks``); a file that shows one is deleted and named.
 """
 
+import contextlib
 import multiprocessing
+import os
 import re
+import shutil
+import signal
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -57,10 +65,40 @@ def readable(page):
     return page.replace("</head>", WRAP_OUTPUT_LINES + "\n</head>", 1)
 
 
+PART = ".part"  # what ``write_whole`` writes a file as, until it is whole
+
+
+def write_whole(path, text, mode):
+    """Write ``text`` to the file ``path`` (made with permissions ``mode``) so that it is never
+    seen half written: into ``.<name>.part`` beside it, then renamed over it. Ctrl+C or an
+    error on the way leaves the file that was there as it was (and no part behind it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}{PART}")
+    try:
+        with open(part, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(part, mode)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def keep_only(pages):
+    """Remove from the folder of ``pages`` everything else: what an earlier run left there
+    (nbgrader's own feedback copies the files a submission wrote; a run killed while it wrote a
+    page leaves its part). Housekeeping only: what cannot be removed is left."""
+    for path in pages[0].parent.iterdir():
+        if path not in pages:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 class PagesOnly(GenerateFeedback):
-    """``GenerateFeedback`` that writes only the pages and keeps going past a notebook it cannot
-    render. Set ``failures`` (a list), ``bar`` (a progress bar) and ``students`` (those to
-    write pages for) before ``start()``."""
+    """``GenerateFeedback`` that writes only the pages, each one whole or not at all, and keeps
+    going past a notebook it cannot render or write. Set ``failures`` (a list), ``bar`` (a
+    progress bar), ``students`` (those to write pages for) and ``stop`` (anything with an
+    ``is_set()``: a worker's stop event, ``CtrlC``) before ``start()``."""
 
     def init_notebooks(self):
         """The autograded notebooks of ``students`` only."""
@@ -71,29 +109,40 @@ class PagesOnly(GenerateFeedback):
             if Path(folder).parent.name in self.students
         }
 
-    def init_assignment(self, assignment_id, student_id):
-        """Copy none of the files beside the notebooks (nbgrader copies them all)."""
+    def convert_notebooks(self):
+        """Write each student's pages (``write_page``), in place of nbgrader's loop: that one
+        removes a student's pages before it renders them again, and removes them on Ctrl+C or
+        any error (which, where they cannot be removed, ends the loop for every later student).
+        A student whose pages are all written gets nothing else in that folder
+        (``keep_only``)."""
+        for folder in sorted(self.assignments):
+            pages = [self.write_page(notebook) for notebook in sorted(self.assignments[folder])]
+            if all(pages):
+                keep_only(pages)
 
-    def write_single_notebook(self, output, resources):
-        super().write_single_notebook(readable(output), resources)
-
-    def init_destination(self, assignment_id, student_id):
-        """In a worker told to stop (``_STOP``), leave this student (and every later one) as
-        they are: nbgrader removes a student's pages before it writes them again, and also
-        when it is stopped (Ctrl+C) while it writes them."""
-        if _STOP is not None and _STOP.is_set():
-            return False
-        return super().init_destination(assignment_id, student_id)
-
-    def convert_single_notebook(self, notebook_filename):
-        """Render one notebook; a failure is added to ``failures`` as ``(student, notebook,
-        reason)`` and raised again, so that nbgrader removes that student's pages and goes on."""
-        path = Path(notebook_filename)
+    def write_page(self, notebook):
+        """Render the autograded ``notebook`` and write its page, ``readable``, over the old one
+        (``write_whole``); returns the page. When that fails, the failure is added to
+        ``failures`` as ``(student, notebook, reason)``, the old page (of a notebook graded
+        before) is removed, and it returns None. Once ``stop`` is set, it raises
+        ``KeyboardInterrupt`` instead of starting."""
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt
+        path = Path(notebook)
+        student, assignment = path.parent.parent.name, path.parent.name
+        page = Path(self._format_dest(assignment, student)) / (
+            path.stem + self.exporter.file_extension
+        )
         try:
-            super().convert_single_notebook(notebook_filename)
+            resources = self.init_single_notebook_resources(notebook)
+            output, _ = self.exporter.from_filename(notebook, resources=resources)
+            write_whole(page, readable(output), int(str(self.permissions), 8))
+            return page
         except Exception as error:
-            self.failures.append((path.parent.parent.name, path.stem, _one_line(error)))
-            raise
+            self.failures.append((student, path.stem, _one_line(error)))
+            with contextlib.suppress(OSError):
+                page.unlink(missing_ok=True)
+            return None
         finally:
             self.bar.update()
 
@@ -118,15 +167,15 @@ def _assignments(ids):
     return list(ids)
 
 
-def render(assignment, students, bar):
-    """Write the pages of ``students``' notebooks of ``assignment``; returns one line per
-    student it could not write."""
+def render(assignment, students, bar, stop=None):
+    """Write the pages of ``students``' notebooks of ``assignment``; returns one line per page
+    it could not write. Raises ``KeyboardInterrupt`` on Ctrl+C, and before its next page once
+    ``stop`` (see ``PagesOnly``) is set."""
     config = course.load_config()
     coursedir = CourseDirectory(config=config)
     coursedir.assignment_id = assignment
     app = PagesOnly(coursedir=coursedir, config=config)
-    app.force = True
-    app.failures, app.bar, app.students = [], bar, set(students)
+    app.failures, app.bar, app.students, app.stop = [], bar, set(students), stop
     result = capture_log(app)
     if result.get("error", "").rstrip().endswith("KeyboardInterrupt"):
         raise KeyboardInterrupt  # Ctrl+C, which nbgrader's capture_log caught
@@ -134,7 +183,7 @@ def render(assignment, students, bar):
         f"no feedback for {student}/{assignment}/{notebook}: {reason}"
         for student, notebook, reason in app.failures
     ]
-    if not result["success"] and not problems:
+    if not result["success"]:
         last = result.get("error", "").strip().splitlines()[-1:] or ["unknown error"]
         problems.append(f"no feedback for {assignment}: {last[0]}")
     return problems
@@ -157,8 +206,7 @@ class _Ticks:
 def _start_worker(stop, done, inherited):
     """Runs first in a worker (see ``children``: it ends with this process, Ctrl+C does not
     reach it, it closes ``inherited``). On Ctrl+C this process sets ``stop``, and the worker
-    stops before its next student (``PagesOnly.init_destination``), so that no page is left
-    half written and no student without the pages of the last run."""
+    stops before its next page (``PagesOnly.write_page``)."""
     global _STOP, _DONE
     children.start(inherited)
     _STOP, _DONE = stop, done
@@ -166,7 +214,7 @@ def _start_worker(stop, done, inherited):
 
 def _render_part(assignment, students):
     """A worker's task: ``render`` the pages of ``students``, its share of ``assignment``."""
-    return render(assignment, students, _Ticks())
+    return render(assignment, students, _Ticks(), _STOP)
 
 
 def parts(ids, graded, jobs_n):
@@ -206,12 +254,12 @@ class Renderers:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
 
-    def render(self, work, bar):
+    def render(self, work, bar, ctrl_c):
         """Render ``work`` (from ``parts``), moving ``bar``; returns the problems, as
-        ``render``. Ctrl+C lets each worker finish the student whose pages it is writing, then
-        raises ``KeyboardInterrupt``."""
+        ``render``. Ctrl+C (``ctrl_c``, a ``CtrlC``) lets each worker finish the page it is
+        writing, then raises ``KeyboardInterrupt``."""
         if self.pool is None:
-            return [problem for aid, students in work for problem in render(aid, students, bar)]
+            return [p for aid, students in work for p in render(aid, students, bar, ctrl_c)]
         ticks = threading.Thread(target=self._move, args=(bar,), daemon=True)
         ticks.start()
         futures = [self.pool.submit(_render_part, aid, students) for aid, students in work]
@@ -219,7 +267,7 @@ class Renderers:
             wait(futures)
         except KeyboardInterrupt:
             self.stop.set()
-            wait(futures)  # each worker ends the student it is writing
+            wait(futures)  # each worker ends the page it is writing
             raise
         finally:
             self.done.put(None)
@@ -251,18 +299,58 @@ def withhold_leaks(assignment):
     return problems
 
 
+class CtrlC:
+    """Ctrl+C in this process, within the block: it raises ``KeyboardInterrupt``, as Python's
+    own handler does, and is also noted (``is_set()``). Python drops a ``KeyboardInterrupt``
+    raised while it runs a finalizer or a weakref callback, which rendering a page does often
+    (it prints "Exception ignored in: ..." and goes on); the note stays, the page loop stops at
+    it (``PagesOnly.write_page``), and leaving the block raises ``KeyboardInterrupt`` when it is
+    set. Where Ctrl+C is not Python's to handle (outside the main thread, or ignored, or handled
+    by someone else), it changes nothing."""
+
+    def __init__(self):
+        self._pressed = False  # a plain flag: an Event's lock could deadlock its own handler
+        self._before = None
+
+    def is_set(self):
+        """Whether Ctrl+C was pressed."""
+        return self._pressed
+
+    def _handle(self, signum, frame):
+        self._pressed = True
+        signal.default_int_handler(signum, frame)
+
+    def __enter__(self):
+        by_python = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if by_python and threading.current_thread() is threading.main_thread():
+            self._before = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
+        if kind is None and self._pressed:
+            raise KeyboardInterrupt
+        return False
+
+
 def feedback(ids=None, out=print, jobs_n=1):
     """Write the pages, ``jobs_n`` at once, and check every page on disk; returns 0, or 1 when
     a page could not be written or had to be withheld (each named on stderr). A submitted
-    notebook without a grade of its own gets no page: each is named with the reason. Ctrl+C
-    stops it (exit code 130); the pages written so far are kept. It holds the workspace
-    (``course.workspace_lock``): an autograde would replace the graded notebooks it reads, and
-    two feedbacks would write the same pages."""
-    with course.workspace_lock("feedback"):
-        return _feedback(ids, out, jobs_n)
+    notebook without a grade of its own gets no page: each is named with the reason. Ctrl+C,
+    at any moment, stops it (exit code 130); the pages written so far are kept, and so are the
+    old pages of the others. It holds the workspace (``course.workspace_lock``): an autograde
+    would replace the graded notebooks it reads, and two feedbacks would write the same
+    pages."""
+    try:
+        with CtrlC() as ctrl_c, course.workspace_lock("feedback"):
+            return _feedback(ids, out, jobs_n, ctrl_c)
+    except KeyboardInterrupt:
+        out("interrupted: the pages written so far are kept; run feedback again for the rest")
+        raise SystemExit(130) from None
 
 
-def _feedback(ids, out, jobs_n):
+def _feedback(ids, out, jobs_n, ctrl_c):
     """``feedback`` once the workspace is this process's."""
     ids = _assignments(ids)
     problems = []
@@ -276,10 +364,7 @@ def _feedback(ids, out, jobs_n):
     renderers = Renderers(min(jobs_n, len(work)))
     try:
         with progress.bar(total, "feedback", "page") as bar:
-            problems += renderers.render(work, bar)
-    except KeyboardInterrupt:
-        out("interrupted: the pages written so far are kept; run feedback again for the rest")
-        raise SystemExit(130) from None
+            problems += renderers.render(work, bar, ctrl_c)
     finally:
         renderers.close()
     for aid in ids:

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -110,7 +111,9 @@ def test_pages_left_from_an_earlier_run_are_not_counted_as_written(
     feedback_run, capsys, monkeypatch
 ):
     monkeypatch.setattr(
-        feedback, "render", lambda aid, students, bar: [f"no feedback for {aid}: disk full"]
+        feedback,
+        "render",
+        lambda aid, students, bar, stop=None: [f"no feedback for {aid}: disk full"],
     )
     assert main(["feedback"]) == 1
     out = capsys.readouterr().out
@@ -376,17 +379,17 @@ def test_pages_rendered_in_parallel_are_the_ones_rendered_in_one_process(feedbac
     assert err.count("oscar") == 2
 
 
-def test_a_worker_told_to_stop_leaves_the_next_students_pages_alone(feedback_run, monkeypatch):
-    """Ctrl+C while pages are rendered in parallel: each worker stops before its next student,
-    whose page of the last run stays (nbgrader removes it before it writes the new one)."""
+def test_a_worker_told_to_stop_leaves_the_next_students_pages_alone(feedback_run):
+    """Ctrl+C while pages are rendered in parallel: each worker stops before its next page,
+    and the page of the last run stays."""
     import multiprocessing
 
     stop = multiprocessing.Event()
     stop.set()
-    monkeypatch.setattr(feedback, "_STOP", stop)
     page = next(course.folder("feedback").glob(f"alice/{A}/*.html"))
     before = page.stat().st_mtime_ns
-    assert feedback.render(A, {"alice"}, bar=Bar(1, "feedback", "page")) == []
+    with pytest.raises(KeyboardInterrupt):
+        feedback.render(A, {"alice"}, bar=Bar(1, "feedback", "page"), stop=stop)
     assert page.stat().st_mtime_ns == before
 
 
@@ -444,3 +447,150 @@ def test_ctrl_c_stops_feedback_with_the_pages_written_kept(monkeypatch, capsys):
         feedback.feedback()
     assert stop.value.code == 130
     assert "interrupted: the pages written so far are kept" in capsys.readouterr().out
+
+
+# -- Ctrl+C and folders that cannot be written, at any moment and with any number of jobs ------
+
+
+@pytest.fixture
+def python_handles_ctrl_c():
+    """SIGINT raises KeyboardInterrupt in this process, as in a terminal (a test runner's
+    worker may have it ignored)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def _when_rendering(monkeypatch, student, action):
+    """Call ``action()`` as ``student``'s page starts to be rendered, in this process or in a
+    worker forked from it."""
+    from nbconvert.exporters import HTMLExporter
+
+    real = HTMLExporter.from_notebook_node
+
+    def from_notebook_node(self, nb, resources=None, **kwargs):
+        if resources["nbgrader"]["student"] == student:
+            action()
+        return real(self, nb, resources, **kwargs)
+
+    monkeypatch.setattr(HTMLExporter, "from_notebook_node", from_notebook_node)
+
+
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
+def _files_and_stamps():
+    """``{path: modification time}`` of every file in the feedback folder."""
+    return {p: p.stat().st_mtime_ns for p in course.folder("feedback").rglob("*") if p.is_file()}
+
+
+def _interrupted(capsys, argv):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 130
+    out = capsys.readouterr().out
+    assert "interrupted: the pages written so far are kept; run feedback again" in out
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_while_a_page_is_rendered_keeps_its_old_page(
+    feedback_run, monkeypatch, capsys, jobs
+):
+    """Ctrl+C while mallory's page is rendered (in this process with one job, in a worker with
+    two): her page of the last run stays whole; with one job, no later student's page is
+    touched. nbgrader removed her pages first, and again on Ctrl+C."""
+    before = _files_and_stamps()
+    mallory = course.folder("feedback") / "mallory" / A / "tiny.html"
+    page = mallory.read_bytes()
+    _when_rendering(monkeypatch, "mallory", _ctrl_c)
+    _interrupted(capsys, ["feedback", "-j", jobs])
+    after = _files_and_stamps()
+    assert sorted(after) == sorted(before), "no page lost, no part of one left"
+    assert mallory.read_bytes() == page and after[mallory] == before[mallory]
+    for path in after:
+        assert path.read_text().rstrip().endswith("</html>"), path
+    if jobs == "1":  # alice's page was rendered before mallory's, nina's and pablo's were not
+        for sid in ("nina", "pablo"):
+            path = course.folder("feedback") / sid / A / "tiny.html"
+            assert after[path] == before[path], f"{sid}'s page was written after Ctrl+C"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_ctrl_c_that_python_drops_still_stops_feedback(
+    feedback_run, monkeypatch, capsys, python_handles_ctrl_c
+):
+    """Ctrl+C while Python runs a weakref callback, as rendering a page often does: Python
+    prints "Exception ignored in: ..." and drops the KeyboardInterrupt. The run stops all the
+    same, before the next page, with exit code 130 (it went on to the end, exit code 1)."""
+    import signal
+    import weakref
+
+    class Thing:
+        pass
+
+    def ctrl_c_in_a_weakref_callback():
+        thing = Thing()
+        ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.SIGINT))
+        del thing  # the callback runs here
+        assert ref() is None
+
+    before = _files_and_stamps()
+    _when_rendering(monkeypatch, "alice", ctrl_c_in_a_weakref_callback)
+    _interrupted(capsys, ["feedback", "-j", "1"])
+    after = _files_and_stamps()
+    assert sorted(after) == sorted(before)
+    for sid in ("mallory", "nina", "pablo"):
+        path = course.folder("feedback") / sid / A / "tiny.html"
+        assert after[path] == before[path], f"{sid}'s page was written after Ctrl+C"
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_folder_that_cannot_be_written_costs_only_its_own_page(feedback_run, capsys, jobs):
+    """alice's feedback folder for the assignment is a file: her page is named with the reason,
+    and every other student of her share (with two jobs, nina and pablo) gets a new page. nbgrader
+    tried to remove it, and again when that failed, which ended the run for every later student
+    of the share; the message named no student."""
+    folder = course.folder("feedback") / "alice" / A
+    page = (folder / "tiny.html").read_bytes()
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    for path in course.folder("feedback").glob(f"*/{A}/*.html"):
+        os.utime(path, ns=(0, 0))
+    try:
+        assert main(["feedback", "-j", jobs]) == 1
+        out, err = capsys.readouterr()
+        errors = err.strip().splitlines()
+        assert len(errors) == 2 and "Traceback" not in err, err
+        assert errors[0].startswith(f"error: no feedback for alice/{A}/tiny: ")
+        assert f"{folder}'" in errors[0], "the reason names the folder"
+        assert errors[1].startswith(f"error: no feedback for oscar/{A}/tiny: ")
+        assert "3 feedback page(s) written" in out and "older" not in out, out
+        pages = course.folder("feedback").glob(f"*/{A}/*.html")
+        assert sorted(p.parent.parent.name for p in pages) == ["mallory", "nina", "pablo"]
+    finally:
+        folder.unlink()
+        folder.mkdir()
+        (folder / "tiny.html").write_bytes(page)
+
+
+def test_a_page_is_replaced_only_by_a_whole_one(tmp_path, monkeypatch):
+    """Ctrl+C (or an error) while a page is written leaves the old page, and no part of the
+    new one; a written page has the permissions asked for."""
+    page = tmp_path / "tiny.html"
+    page.write_text("old")
+
+    def replace(source, destination):
+        assert Path(source).read_text() == "new"
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(feedback.os, "replace", replace)
+        with pytest.raises(KeyboardInterrupt):
+            feedback.write_whole(page, "new", 0o644)
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.html"] and page.read_text() == "old"
+    feedback.write_whole(page, "new", 0o640)
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.html"] and page.read_text() == "new"
+    assert page.stat().st_mode & 0o777 == 0o640
