@@ -11,8 +11,9 @@
   id is the name before the first number: ``smithalice``.
 
 Each file is checked on its own; a bad one gets one line on the error stream and the rest is
-imported: not a notebook, unreadable JSON, unknown assignment, an invalid student id, or the
-same student twice for an assignment (two folders, or two LMS users, for one id). A source
+imported: not a notebook, unreadable JSON, unknown assignment, an invalid student id, the
+same student twice for an assignment (two folders, or two LMS users, for one id), or the first
+of two files of one name in a zip (the later one is imported, as unzip would leave it). A source
 without any notebook is an error. Ids are compared without case, also with the students
 collected before, whose folder keeps its spelling.
 
@@ -59,6 +60,7 @@ IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 class Entry:
     path: PurePosixPath  # as shown to the user
     read: object  # () -> bytes
+    replaced: bool = False  # a later file of the zip has the same name (and is the one unzipped)
 
 
 @dataclass
@@ -151,9 +153,7 @@ def _entries(source):
             archive = zipfile.ZipFile(source)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise course.UsageError(f"{source}: a damaged zip file ({error}): {AGAIN}") from None
-        named = sorted((_zip_name(info), info) for info in archive.infolist() if not info.is_dir())
-        for name, info in named:
-            yield Entry(PurePosixPath(name), lambda i=info: _member(archive, i))
+        yield from _zip_entries(archive)
     elif not source.exists():
         raise course.UsageError(f"{source}: no such folder or file")
     elif _starts_as_a_zip(source):
@@ -165,6 +165,20 @@ def _entries(source):
         raise course.UsageError(f"{source}: named .zip, but not a zip file: {AGAIN}")
     else:
         raise course.UsageError(f"{source}: not a folder or a zip file")
+
+
+def _zip_entries(archive):
+    """The files of the open zip ``archive``, by name; of files of one name (a zip may hold
+    several), all but the last are ``replaced``, as unzip would leave only the last."""
+    named = {}  # {name: [member, in the zip's order]}
+    for info in archive.infolist():
+        if not info.is_dir():
+            named.setdefault(_zip_name(info), []).append(info)
+    for name in sorted(named):
+        *earlier, last = named[name]
+        for info in earlier:
+            yield Entry(PurePosixPath(name), lambda i=info: _member(archive, i), replaced=True)
+        yield Entry(PurePosixPath(name), lambda i=last: _member(archive, i))
 
 
 def _starts_as_a_zip(path):
@@ -337,6 +351,9 @@ def collect(source, out=print, err=None):
             continue
         if entry.path.suffix != ".ipynb":
             skip(f"skipped {entry.path}: not a notebook")
+            continue
+        if entry.replaced:
+            skip(f"skipped {entry.path}: the zip holds two files of this name; the later is taken")
             continue
         notebooks += 1
         try:

@@ -177,6 +177,25 @@ def test_zip_names_without_the_utf8_flag_are_read_as_their_maker_wrote_them(
     assert (code, err) == (0, [])
 
 
+def test_a_name_a_zip_holds_twice_is_imported_from_its_later_file(submitted, tmp_path, capsys):
+    """As unzip leaves it: the later file replaces the earlier, which is named as skipped."""
+    earlier = nbformat.writes(nh.student_notebook(ONE, solved=False))
+    later = nbformat.writes(nh.student_notebook(ONE))
+    zipped = tmp_path / "class.zip"
+    with zipfile.ZipFile(zipped, "w") as z, pytest.warns(UserWarning, match="Duplicate name"):
+        z.writestr(f"alice/{ONE}/chain_rule.ipynb", earlier)
+        z.writestr(f"bob/{ONE}/chain_rule.ipynb", earlier)
+        z.writestr(f"alice/{ONE}/chain_rule.ipynb", later)
+    code, _, err = _collect(zipped, capsys)
+    assert _notebooks(submitted) == [f"alice/{ONE}/chain_rule.ipynb", f"bob/{ONE}/chain_rule.ipynb"]
+    assert (submitted / "alice" / ONE / "chain_rule.ipynb").read_text() == later
+    assert err == [
+        f"skipped alice/{ONE}/chain_rule.ipynb: the zip holds two files of this name; the "
+        "later is taken"
+    ]
+    assert code == 1
+
+
 def test_an_id_that_differs_only_in_case_from_one_collected_before_goes_to_its_folder(
     submitted, tmp_path, capsys
 ):
