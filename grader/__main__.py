@@ -1,9 +1,10 @@
 """``python -m grader <command>``: the instructor's command line.
 
 Grading state lives in the workspace: ``--workspace DIR``, else $BACKPROP_GRADING_DIR, else
-``.grading/`` in the repository. Bad input (``course.UsageError``) and files that cannot be read
-or written (``OSError``) end the command with one line on stderr and exit code 2. ``--help``
-says the same to the instructor (``DESCRIPTION``).
+``.grading/`` in the repository. Bad input (``course.UsageError``), files that cannot be read or
+written (``OSError``) and a gradebook that cannot be used (``gradebook.unusable``: locked,
+read-only, damaged) end the command with one line on stderr and exit code 2; Ctrl+C with one
+line and exit code 130. ``--help`` says the same to the instructor (``DESCRIPTION``).
 """
 
 import argparse
@@ -12,7 +13,7 @@ import math
 import os
 import sys
 
-from . import course
+from . import course, gradebook
 
 
 def _seconds(text):
@@ -41,7 +42,8 @@ got right and wrong). "%(prog)s COMMAND --help" tells more about each.
 Grading state (the gradebook, submissions, graded copies, feedback pages, exports) goes to
 the workspace folder: --workspace DIR, else $BACKPROP_GRADING_DIR, else .grading/ in the
 repository. A command that cannot go on (bad input, a file it cannot read or write, a
-workspace another command is using) says why in one line and exits with code 2.
+workspace another command is using, a gradebook that is locked, read-only or damaged) says why
+in one line and exits with code 2; Ctrl+C stops it with exit code 130.
 """
 
 
@@ -199,8 +201,17 @@ def main(argv=None):
         os.environ[course.WORKSPACE_ENV] = os.path.abspath(args.workspace)
     try:
         return run(args)
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.command} stopped; run it again to finish", file=sys.stderr)
+        return 130
     except (course.UsageError, OSError) as error:
         print(f"error: {message(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        why = gradebook.unusable(error)
+        if why is None:
+            raise
+        print(f"error: {why}", file=sys.stderr)
         return 2
 
 

@@ -187,8 +187,13 @@ def cache():
     return Path(base) / "backprop-grader"
 
 
+def gradebook_file():
+    """The workspace's gradebook, nbgrader's SQLite database."""
+    return workspace() / "gradebook.db"
+
+
 def db_url():
-    return f"sqlite:///{workspace() / 'gradebook.db'}"
+    return f"sqlite:///{gradebook_file()}"
 
 
 def load_config(**overrides):

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import course, nbgrader_parts
 
 COURSE_ID = "backprop-from-scratch"
+LOCK_WAIT = 5.0  # seconds a command waits for a program that holds the gradebook (SQLite's default)
 
 
 @functools.cache
@@ -40,6 +41,57 @@ def schema_head():
     return heads.pop() if len(heads) == 1 else None
 
 
+def _sqlite_error(error):
+    """The ``sqlite3.Error`` that ``error`` comes from (itself, or one it was raised from or
+    while handling, as SQLAlchemy and nbgrader wrap them), else None."""
+    import sqlite3
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, sqlite3.Error):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def unusable(error):
+    """What the instructor is told when ``error`` says the gradebook cannot be used (another
+    program holds it, it cannot be written, it is no database), naming it and what to do; else
+    None."""
+    import sqlite3
+
+    code = getattr(_sqlite_error(error), "sqlite_errorcode", None)
+    if code is None:
+        return None
+    kind = code & 0xFF  # SQLite's primary result code, without the extended part
+    path = course.gradebook_file()
+    if kind in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            f"{path}: the gradebook is locked by another program (a formgrader or grader "
+            "command writing to it, a database tool with unsaved changes): close it or let it "
+            "finish, and run this command again"
+        )
+    if kind in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN):
+        return (
+            f"{path}: the gradebook cannot be written (read-only): check the permissions of "
+            "the file and of its folder"
+        )
+    if kind in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return (
+            f"{path}: not a gradebook, or a damaged one: move it away and run "
+            f"`{course.command()} autograde --force`, which grades every submission again "
+            "into a new one (marks given by hand in the formgrader are not in it)"
+        )
+    return None
+
+
+def _waiting(db_url):
+    """``db_url`` with how long SQLite waits for a program that holds the gradebook (the
+    formgrader saving a mark) before it gives up: ``LOCK_WAIT``."""
+    return f"{db_url}{'&' if '?' in db_url else '?'}timeout={LOCK_WAIT}"
+
+
 @contextlib.contextmanager
 def open_gradebook():
     """nbgrader's ``Gradebook`` on the workspace's database, created when missing. It holds
@@ -53,7 +105,7 @@ def open_gradebook():
     if schema_head() is not None:
         nbgrader.api.get_alembic_version = schema_head
     course.workspace().mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(), Gradebook(course.db_url(), COURSE_ID) as gb:
+    with warnings.catch_warnings(), Gradebook(_waiting(course.db_url()), COURSE_ID) as gb:
         # nbgrader's "object not in session" warning on a new submission is harmless
         warnings.filterwarnings("ignore", message=".*not in session.*")
         gb.check_course()
@@ -70,11 +122,24 @@ def sync_assignment(assignment):
 
     masters = [Master.load(path, assignment) for path in course.source_notebooks(assignment)]
     with open_gradebook() as gb:
+        _check_writable(gb)
         gb.update_or_create_assignment(assignment)
         if all(_recorded(gb, master) for master in masters):
             return
         for master in masters:
             _record_notebook(gb, master)
+
+
+def _check_writable(gb):
+    """Raise SQLite's error now (read-only, locked) when the open gradebook ``gb`` cannot be
+    written, before ``autograde`` grades notebooks whose results it could not record: a write
+    that is rolled back, which leaves the gradebook as it was."""
+    from sqlalchemy import text
+
+    try:
+        gb.db.execute(text("UPDATE alembic_version SET version_num = version_num"))
+    finally:
+        gb.db.rollback()
 
 
 KINDS = ("grade", "solution", "task", "source")  # nbgrader's kinds of cell record

@@ -1,0 +1,138 @@
+"""The command line stops in one line, never a traceback: on a gradebook it cannot use (locked,
+read-only, damaged), and on Ctrl+C."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import nbformat
+import nbharness as nh
+import pytest
+
+from grader import course, gradebook
+from grader.__main__ import main
+
+pytestmark = pytest.mark.slow
+ONE = "01-chain-rule"
+
+
+def one_line_error(capsys, argv, code=2):
+    """Run ``argv``; assert it exits with ``code`` and one line on stderr (besides a progress
+    bar's, which start with a carriage return); returns that line."""
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    lines = [line for line in err.split("\n") if line and not line.startswith("\r")]
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    """A workspace with one student's notebook collected and graded (made once, copied by
+    ``workspace``)."""
+    if ONE not in nh.assignments():
+        pytest.skip("the course's first notebook is not in solutions/")
+    folder = tmp_path_factory.mktemp("graded")
+    path = folder / "class" / "alice" / ONE / "chain_rule.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(nh.student_notebook(ONE), path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(course.WORKSPACE_ENV, str(folder / "workspace"))
+        assert main(["collect", str(folder / "class")]) == 0
+        assert main(["autograde", "-j", "1"]) == 0
+    return folder / "workspace"
+
+
+@pytest.fixture
+def workspace(graded_class, tmp_path, monkeypatch, capsys):
+    """A copy of ``graded_class``'s workspace, this test's own; a command waits 0.1 s for a
+    gradebook another program holds."""
+    copy = shutil.copytree(graded_class, tmp_path / "workspace")
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(copy))
+    monkeypatch.setattr(gradebook, "LOCK_WAIT", 0.1, raising=False)
+    capsys.readouterr()
+    return copy
+
+
+COMMANDS = [["export"], ["report"], ["autograde", "--force", "-j", "1"], ["feedback", "-j", "1"]]
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda argv: argv[0])
+def test_a_locked_gradebook_is_named_with_what_to_do(workspace, capsys, argv):
+    holder = sqlite3.connect(workspace / "gradebook.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # as a program writing to it holds it
+        err = one_line_error(capsys, argv)
+    finally:
+        holder.close()
+    assert err.startswith(f"error: {workspace / 'gradebook.db'}: the gradebook is locked"), err
+    assert err.endswith("close it or let it finish, and run this command again"), err
+
+
+def test_a_read_only_gradebook_is_named_before_anything_is_graded(
+    workspace, capsys, monkeypatch, tmp_path
+):
+    """Read-only as a file without write permission is to its user (the tests may run as root,
+    to whom permissions do not apply: SQLite opens it read-only instead)."""
+    path = tmp_path / "new" / "bob" / ONE / "chain_rule.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(nh.student_notebook(ONE), path)
+    assert main(["collect", str(tmp_path / "new")]) == 0
+    capsys.readouterr()
+    read_only = f"sqlite:///file:{workspace / 'gradebook.db'}?mode=ro&uri=true"
+    monkeypatch.setattr(course, "db_url", lambda: read_only)
+    err = one_line_error(capsys, ["autograde", "-j", "1"])
+    assert err == (
+        f"error: {workspace / 'gradebook.db'}: the gradebook cannot be written (read-only): "
+        "check the permissions of the file and of its folder"
+    )
+
+
+def test_a_damaged_gradebook_is_named_and_the_advice_given_rebuilds_it(workspace, capsys):
+    (workspace / "gradebook.db").write_text("x\n")
+    for argv in COMMANDS:
+        err = one_line_error(capsys, argv)
+        assert err.startswith(f"error: {workspace / 'gradebook.db'}: not a gradebook"), err
+    assert "move it away and run" in err and "autograde --force" in err
+    (workspace / "gradebook.db").rename(workspace / "damaged.db")
+    assert main(["autograde", "--force", "-j", "1"]) == 0
+    assert main(["export"]) == 0
+    rows = (workspace / "exports" / "grades.csv").read_text().splitlines()
+    assert rows[1].startswith(f"alice,{ONE},"), rows
+    assert rows[1].split(",")[2] == rows[1].split(",")[3], "alice's full score is back"
+
+
+# Sends SIGINT to itself at the start of the command's work (as Ctrl+C early in it would), then
+# waits for it: the signal is taken either way, at a known point.
+INTERRUPTED = """
+import os, signal, sys, time
+from grader import course, gradebook
+from grader.__main__ import main
+
+def ctrl_c(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(60)
+
+course.assignments = ctrl_c
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["collect", "autograde", "feedback"])
+def test_ctrl_c_early_in_a_command_stops_it_in_one_line(tmp_path, command):
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    argv = [command, str(tmp_path)] if command == "collect" else [command]
+    env = dict(os.environ, **{course.WORKSPACE_ENV: str(workspace)})
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == f"interrupted: {command} stopped; run it again to finish\n"
