@@ -1,10 +1,11 @@
 """``python -m grader <command>``: the instructor's command line.
 
 Grading state lives in the workspace: ``--workspace DIR``, else $BACKPROP_GRADING_DIR, else
-``.grading/`` in the repository. Bad input (``course.UsageError``), files that cannot be read or
-written (``OSError``) and a gradebook that cannot be used (``gradebook.unusable``: locked,
-read-only, damaged) end the command with one line on stderr and exit code 2; Ctrl+C with one
-line and exit code 130. ``--help`` says the same to the instructor (``DESCRIPTION``).
+``.grading/`` in the repository; only ``collect`` creates it (``course.check_workspace``). Bad
+input (``course.UsageError``), files that cannot be read or written (``OSError``) and a gradebook
+that cannot be used (``gradebook.unusable``: locked, read-only, damaged) end the command with one
+line on stderr and exit code 2; Ctrl+C with one line and exit code 130. ``--help`` says the same
+to the instructor (``DESCRIPTION``).
 """
 
 import argparse
@@ -41,9 +42,10 @@ got right and wrong). "%(prog)s COMMAND --help" tells more about each.
 
 Grading state (the gradebook, submissions, graded copies, feedback pages, exports) goes to
 the workspace folder: --workspace DIR, else $BACKPROP_GRADING_DIR, else .grading/ in the
-repository. A command that cannot go on (bad input, a file it cannot read or write, a
-workspace another command is using, a gradebook that is locked, read-only or damaged) says why
-in one line and exits with code 2; Ctrl+C stops it with exit code 130.
+repository; collect creates it. A command that cannot go on (bad input, a file it cannot read
+or write, a missing workspace or one another command is using, a gradebook that is locked,
+read-only or damaged) says why in one line and exits with code 2; Ctrl+C stops it with exit
+code 130.
 """
 
 
@@ -148,7 +150,14 @@ def _parser():
     return parser
 
 
+USE_WORKSPACE = {"collect", "autograde", "feedback", "export", "report"}  # only collect makes it
+
+
 def run(args):
+    if getattr(args, "assignments", None):
+        course.known(args.assignments)  # a mistyped name is told before a missing workspace
+    if args.command in USE_WORKSPACE:
+        course.check_workspace(create=args.command == "collect")
     if args.command == "release":
         from .release import release
 

@@ -48,6 +48,21 @@ def workspace():
     return Path(os.environ.get(WORKSPACE_ENV) or REPO / ".grading").resolve()
 
 
+def check_workspace(create=False):
+    """The workspace, checked before a command uses it: ``UsageError`` naming it when it is a
+    file, or, unless the command creates it (``create``: only ``collect``), when it is missing
+    (a mistyped --workspace, say)."""
+    folder = workspace()
+    where = f"check --workspace and ${WORKSPACE_ENV}"
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: a file, not a grading workspace folder: {where}")
+    if not create and not folder.exists():
+        raise UsageError(
+            f"no grading workspace at {folder}: run `{command()} collect` first, or {where}"
+        )
+    return folder
+
+
 LOCK_FILE = "grader.lock"
 _held = {}  # {command: file descriptor} of the workspace locks this process holds
 

@@ -1,5 +1,5 @@
 """The command line stops in one line, never a traceback: on a gradebook it cannot use (locked,
-read-only, damaged), and on Ctrl+C."""
+read-only, damaged), on Ctrl+C, and on a workspace that is missing or a file."""
 
 import os
 import shutil
@@ -136,3 +136,24 @@ def test_ctrl_c_early_in_a_command_stops_it_in_one_line(tmp_path, command):
     )
     assert done.returncode == 130, done.stderr
     assert done.stderr == f"interrupted: {command} stopped; run it again to finish\n"
+
+
+@pytest.mark.parametrize("command", ["autograde", "feedback", "export", "report"])
+def test_a_missing_workspace_is_named_and_not_made(tmp_path, capsys, command):
+    typo = tmp_path / "typo"
+    err = one_line_error(capsys, ["--workspace", str(typo), command])
+    assert err.startswith(f"error: no grading workspace at {typo}: run `"), err
+    assert err.endswith("collect` first, or check --workspace and $BACKPROP_GRADING_DIR"), err
+    assert not typo.exists()
+
+
+@pytest.mark.parametrize("argv", [["collect", "class"], ["export"], ["autograde"]])
+def test_a_workspace_that_is_a_file_is_named_so(tmp_path, capsys, argv):
+    file = tmp_path / "grades.txt"
+    file.write_text("not a folder\n")
+    err = one_line_error(capsys, ["--workspace", str(file), *argv])
+    assert err == (
+        f"error: {file}: a file, not a grading workspace folder: check --workspace and "
+        "$BACKPROP_GRADING_DIR"
+    )
+    assert file.read_text() == "not a folder\n"
