@@ -28,6 +28,17 @@ def _seconds(text):
     return value
 
 
+def _count(text):
+    """A number of worker processes given on the command line: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} workers cannot do the work: give 1 or more")
+    return value
+
+
 def _folder(text):
     """A folder given on the command line: not empty (an unset shell variable, say)."""
     if not text.strip():
@@ -54,7 +65,7 @@ def _jobs(parser, what):
     parser.add_argument(
         "-j",
         "--jobs",
-        type=int,
+        type=_count,
         default=os.cpu_count() or 1,
         metavar="N",
         help=f"{what} (default: one per core, %(default)s here)",
@@ -153,6 +164,20 @@ def _parser():
 USE_WORKSPACE = {"collect", "autograde", "feedback", "export", "report"}  # only collect makes it
 
 
+def _export_file(to):
+    """``export --to``'s file, checked as ``report`` checks its page: a name (not empty, as an
+    unset shell variable gives), in a place ``course.output_file`` allows, ending in ``.csv`` (a
+    folder is left to fail as one); ``UsageError`` when not. None: the default file."""
+    if to is None:
+        return None
+    if not to.strip():
+        raise course.UsageError("--to needs a file name, e.g. --to grades.csv")
+    path = course.output_file(to, "grades.csv")
+    if not path.is_dir() and path.suffix.lower() != ".csv":
+        raise course.UsageError(f"{path}: the export is CSV, name it .csv")
+    return to
+
+
 def run(args):
     if getattr(args, "assignments", None):
         course.known(args.assignments)  # a mistyped name is told before a missing workspace
@@ -181,7 +206,7 @@ def run(args):
     if args.command == "export":
         from .export import export
 
-        export(args.to, wide=args.wide, totals=args.totals, id_column=args.id_column)
+        export(_export_file(args.to), wide=args.wide, totals=args.totals, id_column=args.id_column)
         return 0
     if args.command == "report":
         from .report import report

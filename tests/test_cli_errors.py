@@ -1,5 +1,6 @@
 """The command line stops in one line, never a traceback: on a gradebook it cannot use (locked,
-read-only, damaged), on Ctrl+C, and on a workspace that is missing or a file."""
+read-only, damaged), on Ctrl+C, on a workspace that is missing or a file, and on options that
+cannot work (``-j 0``, ``export --to`` a file that is not CSV)."""
 
 import os
 import shutil
@@ -157,3 +158,24 @@ def test_a_workspace_that_is_a_file_is_named_so(tmp_path, capsys, argv):
         "$BACKPROP_GRADING_DIR"
     )
     assert file.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("jobs", ["0", "-3"])
+@pytest.mark.parametrize("command", ["autograde", "feedback"])
+def test_a_number_of_workers_below_one_is_refused(capsys, command, jobs):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "-j", jobs])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument -j/--jobs: {jobs} workers cannot do the work: give 1 or more" in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["grades.xlsx", ""])
+def test_export_to_a_file_that_is_not_csv_is_refused(workspace, tmp_path, capsys, name):
+    to = str(tmp_path / name) if name else ""
+    err = one_line_error(capsys, ["export", "--to", to])
+    why = f"{to}: the export is CSV, name it .csv" if name else "--to needs a file name"
+    assert err.startswith(f"error: {why}"), err
+    assert not (tmp_path / "grades.xlsx").exists()
+    assert not (workspace / "exports").exists()
