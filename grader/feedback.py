@@ -299,6 +299,9 @@ def withhold_leaks(assignment):
     return problems
 
 
+INTERRUPTED = "interrupted: the pages written so far are kept; run feedback again for the rest"
+
+
 class CtrlC:
     """Ctrl+C in this process, within the block: it raises ``KeyboardInterrupt``, as Python's
     own handler does, and is also noted (``is_set()``). Python drops a ``KeyboardInterrupt``
@@ -346,7 +349,7 @@ def feedback(ids=None, out=print, jobs_n=1):
         with CtrlC() as ctrl_c, course.workspace_lock("feedback"):
             return _feedback(ids, out, jobs_n, ctrl_c)
     except KeyboardInterrupt:
-        out("interrupted: the pages written so far are kept; run feedback again for the rest")
+        out(INTERRUPTED)
         raise SystemExit(130) from None
 
 

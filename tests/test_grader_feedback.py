@@ -268,7 +268,7 @@ def test_autograde_before_collect_says_nothing_was_collected(tmp_path, capsys, m
 def test_the_workspace_can_be_named_after_the_command_too(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "elsewhere"))  # restored after
     err = one_line_error(capsys, ["autograde", "--workspace", str(tmp_path / "here")])
-    assert err.startswith("error: nothing collected yet")
+    assert err.startswith(f"error: no grading workspace at {tmp_path / 'here'}")
     assert course.workspace() == tmp_path / "here"
     argv = [
         "--workspace",
