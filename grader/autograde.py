@@ -287,9 +287,13 @@ def _autograde(ids, jobs_n, limits, force, out, progress):
             pool.abort()
             pool = None
         recorded = stop.recorded if isinstance(stop, GradingInterrupted) else 0
+        # Without --force, what --force had still to grade would look unchanged: not graded.
+        again = "autograde again"
+        if force:
+            again = "autograde --force again (it grades every one again)"
         out(
-            f"interrupted: {recorded} result(s) of this run are in the gradebook; run autograde "
-            "again to grade the rest"
+            f"interrupted: {recorded} result(s) of this run are in the gradebook; run {again} "
+            "to grade the rest"
         )
         raise SystemExit(130) from None
     finally:

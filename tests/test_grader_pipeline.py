@@ -144,6 +144,22 @@ def result(student):
     return json.loads((course.folder("results") / A / f"{student}.json").read_text())
 
 
+def test_an_interrupted_forced_run_says_to_force_again(graded, monkeypatch, capsys):
+    """What --force had still to grade keeps its last result, which a plain autograde takes as
+    unchanged: the advice on Ctrl+C names --force."""
+
+    def interrupted(*args, **kwargs):
+        raise autograde.GradingInterrupted(0)
+
+    monkeypatch.setattr(autograde, "_grade_all", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        main(["autograde", "--force", "-j", "1"])
+    assert stop.value.code == 130
+    assert "run autograde --force again (it grades every one again) to grade the rest" in (
+        capsys.readouterr().out
+    )
+
+
 def test_collect_reports_each_bad_file_on_one_line(tiny_class, capsys, monkeypatch):
     root, _, folder, zipped = tiny_class
     monkeypatch.setenv(course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV])
