@@ -84,6 +84,7 @@ def plan(ids, limits, force=False):
 
     submitted = course.folder("submitted")
     jobs, unchanged = [], 0
+    recorded = gradebook.recorded_submissions()  # None: unknown, trust the results
     for aid in ids:
         masters = [Master.load(path, aid) for path in course.source_notebooks(aid)]
         for student_dir in sorted(submitted.glob("*")):
@@ -97,7 +98,10 @@ def plan(ids, limits, force=False):
                 # A grader error left by the last run is graded again, even where an older
                 # result is still up to date.
                 failed = failure_path(aid, student_dir.name).exists()
-                if not force and old and old.get("key") == key and graded.exists() and not failed:
+                # A gradebook deleted or replaced since holds no grade of it: graded again.
+                kept = recorded is None or (aid, student_dir.name) in recorded
+                up_to_date = old and old.get("key") == key and graded.exists() and kept
+                if not force and up_to_date and not failed:
                     unchanged += 1
                     continue
                 jobs.append(

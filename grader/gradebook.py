@@ -41,6 +41,29 @@ def schema_head():
     return heads.pop() if len(heads) == 1 else None
 
 
+def recorded_submissions():
+    """``{(assignment, student)}`` of the submissions the gradebook holds, read with SQLite
+    alone (fast, no nbgrader): none when there is no gradebook yet, None when it cannot be read
+    (the command that opens it says why)."""
+    import sqlite3
+
+    path = course.gradebook_file()
+    if not path.exists():
+        return set()
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+            if not {"assignment", "submitted_assignment"} <= tables:
+                return set()  # made, not yet set up
+            rows = db.execute(
+                "SELECT a.name, s.student_id FROM submitted_assignment s "
+                "JOIN assignment a ON s.assignment_id = a.id"
+            )
+            return set(rows)
+    except sqlite3.Error:
+        return None
+
+
 def _sqlite_error(error):
     """The ``sqlite3.Error`` that ``error`` comes from (itself, or one it was raised from or
     while handling, as SQLAlchemy and nbgrader wrap them), else None."""
@@ -80,8 +103,8 @@ def unusable(error):
     if kind in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
         return (
             f"{path}: not a gradebook, or a damaged one: move it away and run "
-            f"`{course.command()} autograde --force`, which grades every submission again "
-            "into a new one (marks given by hand in the formgrader are not in it)"
+            f"`{course.command()} autograde`, which grades every submission again into a new "
+            "one (marks given by hand in the formgrader are not in it)"
         )
     return None
 

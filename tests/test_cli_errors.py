@@ -97,9 +97,9 @@ def test_a_damaged_gradebook_is_named_and_the_advice_given_rebuilds_it(workspace
     for argv in COMMANDS:
         err = one_line_error(capsys, argv)
         assert err.startswith(f"error: {workspace / 'gradebook.db'}: not a gradebook"), err
-    assert "move it away and run" in err and "autograde --force" in err
+    assert "move it away and run `" in err and " autograde`, which grades every" in err
     (workspace / "gradebook.db").rename(workspace / "damaged.db")
-    assert main(["autograde", "--force", "-j", "1"]) == 0
+    assert main(["autograde", "-j", "1"]) == 0  # a new gradebook holds nothing: all graded
     assert main(["export"]) == 0
     rows = (workspace / "exports" / "grades.csv").read_text().splitlines()
     assert rows[1].startswith(f"alice,{ONE},"), rows
