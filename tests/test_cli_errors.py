@@ -19,6 +19,16 @@ pytestmark = pytest.mark.slow
 ONE = "01-chain-rule"
 
 
+@pytest.fixture(autouse=True)
+def _workspace_variable_restored(monkeypatch):
+    """``main`` sets the workspace variable from ``--workspace``: each test leaves it as it
+    found it (a file named as the workspace would otherwise stay the workspace of the tests
+    that come after, in this process)."""
+    monkeypatch.setenv(course.WORKSPACE_ENV, os.environ.get(course.WORKSPACE_ENV, ""))
+    if not os.environ[course.WORKSPACE_ENV]:
+        monkeypatch.delenv(course.WORKSPACE_ENV)
+
+
 def one_line_error(capsys, argv, code=2):
     """Run ``argv``; assert it exits with ``code`` and one line on stderr (besides a progress
     bar's, which start with a carriage return); returns that line."""
