@@ -207,6 +207,7 @@ def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
     if not totals and not wide:
         raise course.UsageError("--no-totals goes with --wide: the long file has no totals")
     header, table = rows()
+    attention = needing_a_look(table)
     if wide:
         header, table = per_student(table)
         if not totals:
@@ -221,4 +222,25 @@ def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
         writer.writeheader()
         writer.writerows(table)
     out(f"wrote {len(table)} row(s) to {path}")
+    if attention:
+        out(attention)
     return path
+
+
+SHOWN = 10  # submissions named by ``needing_a_look``; the others are counted
+
+
+def needing_a_look(table):
+    """A line naming the submissions of the long ``table`` with ``needs_manual_grade = yes``
+    (no grade, or a cell that waits for a human): what to look at before an import; "" when
+    there are none."""
+    names = [
+        f"{r['student_id']}/{r['assignment']}" for r in table if r["needs_manual_grade"] == "yes"
+    ]
+    if not names:
+        return ""
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return (
+        f"{len(names)} submission(s) need a look before you import the grades "
+        f"(needs_manual_grade = yes; their flags say why): {', '.join(names[:SHOWN])}{more}"
+    )

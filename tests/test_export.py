@@ -206,3 +206,20 @@ def test_a_failed_regrade_of_the_same_notebook_keeps_its_grade_flagged(made_up_c
         "grader-error(nb.ipynb)",
         "yes",
     ), row
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_export_names_the_submissions_that_need_a_look(made_up_class, wide):
+    """Rows a human must check before an import (carl's 03 has no grade) are named on a line of
+    their own, whichever file is written; none when there are none."""
+    said = []
+    export.export(made_up_class / "grades.csv", out=said.append, wide=wide)
+    assert said[1] == (
+        "1 submission(s) need a look before you import the grades (needs_manual_grade = yes; "
+        f"their flags say why): carl/{A3}"
+    ), said
+    rows = [
+        {"student_id": f"s{k}", "assignment": A2, "needs_manual_grade": "yes"} for k in range(12)
+    ]
+    assert export.needing_a_look(rows).endswith(f"s9/{A2} and 2 more")
+    assert export.needing_a_look(rows[:0]) == ""
