@@ -168,11 +168,15 @@ def _samples(j2_wall, rounds=3):
     ]
 
 
-def test_the_bound_assumes_twice_the_pace_of_j1_after_the_first_result():
-    """``-j 2``'s own start and end, and 19 more submissions at half ``-j 1``'s 0.25 s each."""
+@pytest.mark.parametrize("scaling", [2.0, 1.87])
+def test_the_bound_is_j1_with_its_submissions_at_the_pace_two_cores_give(scaling):
+    """``-j 1``'s start and end (6 s less its 19 submissions after the first at 0.25 s each),
+    then those 19 at ``scaling`` times its pace."""
     after = grading.CLASS_SIZE - 1
-    expected = 6.0 / (5.0 - after * 0.2 + after * 0.25 / 2)
-    assert grading._best_speedup(_samples(5.0)) == pytest.approx(expected)
+    expected = 6.0 / (6.0 - after * 0.25 + after * 0.25 / scaling)
+    assert grading._best_speedup(_samples(5.0), scaling) == pytest.approx(expected)
+    _, _, notes = grading._verdicts(_samples(5.0), scaling)
+    assert f"would have given {expected:.2f}x" in notes[0]
 
 
 def test_a_missed_speedup_is_judged_and_explained():
