@@ -246,8 +246,9 @@ class _Kernels:
                 kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km
             )
             km.provisioner.template = self.forks
-        # As nbgrader does: notebook code can tell it is being graded.
-        env = os.environ | {"NBGRADER_EXECUTION": "autograde"}
+        # As nbgrader does: notebook code can tell it is being graded. The kernel's IPython
+        # folder is new and its own (see _ipython_dir).
+        env = os.environ | {"NBGRADER_EXECUTION": "autograde", "IPYTHONDIR": _ipython_dir(km)}
         await starter.async_start_new_kernel(env=env, stderr=subprocess.DEVNULL)
         return starter.km
 
@@ -340,6 +341,15 @@ def _forget_kernels():
 os.register_at_fork(after_in_child=_forget_kernels)
 
 
+def _ipython_dir(km):
+    """The IPython folder of ``km``'s kernel, next to its connection file; IPython makes it when
+    the kernel starts, and the runner removes it when the kernel is done. With a folder of its
+    own, empty, the instructor's IPython profile (startup files, kernel configuration, values
+    kept with ``%store``) does not reach a graded notebook, nor does anything one graded
+    notebook keeps there reach another."""
+    return os.path.splitext(km.connection_file)[0] + ".ipython"
+
+
 async def _connect(km, timeout=60.0):
     """A client of ``km``'s kernel, once the kernel answers on both channels.
 
@@ -424,19 +434,23 @@ async def _attempt(nb, cwd, limits, deadline, log, next_kernel, reset, keep_whol
     if not moved:
         client.km = await _KERNELS.start(cwd)
     log.kernels += 1
-    async with client.async_setup_kernel():
-        _end_on_sigterm()
-        if moved:
-            await _enter(client, cwd)
-        # The next notebook's kernel is asked for while this one's cells run.
-        starting = asyncio.ensure_future(_KERNELS.start_spare()) if next_kernel else None
-        try:
-            await _run_cells(client, nb, limits, deadline, log, reset)
-        finally:
-            if starting is not None:
-                # only a head start: a kernel that failed to start is started again when needed
-                await asyncio.gather(starting, return_exceptions=True)
-        await _kill(client.km)
+    km = client.km  # the client lets go of it at the end
+    try:
+        async with client.async_setup_kernel():
+            _end_on_sigterm()
+            if moved:
+                await _enter(client, cwd)
+            # The next notebook's kernel is asked for while this one's cells run.
+            starting = asyncio.ensure_future(_KERNELS.start_spare()) if next_kernel else None
+            try:
+                await _run_cells(client, nb, limits, deadline, log, reset)
+            finally:
+                if starting is not None:
+                    # only a head start: a kernel that failed to start is started again later
+                    await asyncio.gather(starting, return_exceptions=True)
+            await _kill(client.km)
+    finally:
+        shutil.rmtree(_ipython_dir(km), ignore_errors=True)
 
 
 def _end_on_sigterm():

@@ -240,6 +240,37 @@ def test_without_a_template_kernels_start_the_usual_way(tmp_path, plain):
     assert not info["preloaded"] and info["ppid"] == os.getpid()
 
 
+@pytest.mark.parametrize("kernels", ["template", "plain"])
+def test_a_graded_notebook_sees_no_ipython_profile_and_leaves_none(
+    kernels, request, tmp_path, monkeypatch
+):
+    """The instructor's IPython profile (a startup file, a kernel setting) does not reach a
+    graded notebook, and what one notebook keeps with ``%store`` does not reach the next: each
+    kernel has an empty IPython folder of its own, removed once its notebook has run."""
+    profile = tmp_path / "ipython" / "profile_default"
+    (profile / "startup").mkdir(parents=True)
+    (profile / "startup" / "00-mine.py").write_text("FROM_THE_PROFILE = 1\n")
+    config = "c.InteractiveShell.ast_node_interactivity = 'all'\n"
+    (profile / "ipython_kernel_config.py").write_text(config)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    request.getfixturevalue(kernels)
+    first = [
+        "print('FROM_THE_PROFILE' in globals())",
+        "1\n2",
+        "answer = 42\n%store answer",
+        "import os\nprint(os.environ['IPYTHONDIR'])",
+    ]
+    log, texts, nb = run_cells(first, tmp_path)
+    assert texts[0] == "False\n", "a startup file of the profile ran"
+    assert [o.data["text/plain"] for o in nb.cells[1].outputs] == ["2"], "the profile's config"
+    assert log.events == {}, texts
+    own = texts[3].strip()
+    assert own != str(tmp_path / "ipython") and not os.path.exists(own)
+    _, texts, _ = run_cells(["%store -r answer\nprint('answer' in globals())"], tmp_path)
+    assert texts[0].endswith("False\n"), "a value kept by one notebook reached the next"
+    assert sorted(p.name for p in profile.iterdir()) == ["ipython_kernel_config.py", "startup"]
+
+
 def test_a_socket_path_too_long_for_the_system_means_no_template(tmp_path, monkeypatch):
     """The template's socket lies in a temporary folder: where that folder's path is too long
     for a socket, kernels are started the usual way (no template), with nothing left behind."""
