@@ -181,6 +181,11 @@ def _client(nb, cwd, limits, deadline, keep_whole=()):
         timeout=math.ceil(limits.cell),  # nbclient wants whole seconds; timeout_for rules
         timeout_func=timeout_for,
         interrupt_on_timeout=False,
+        # After a cell's reply, wait for the rest of its output until the kernel says it is
+        # done (which ends the wait), not 4 s: a grader busy with other notebooks can take
+        # longer than that to read what a cell printed, and would drop the rest. A kernel
+        # that dies meanwhile is noticed within a second all the same.
+        iopub_timeout=math.ceil(limits.cell),
         allow_errors=True,
         record_timing=False,
         shutdown_kernel="immediate",  # nothing of the kernel is needed once the cells ran

@@ -6,6 +6,7 @@ import json
 import random
 import re
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -458,3 +459,24 @@ def test_each_output_widget_has_caps_of_its_own_that_a_clear_starts_again():
         new_output("stream", name="stdout", text="step 999\n")
     ]
     assert len(quiet.sent) == 2 and len(flooded.sent) == 1
+
+
+def test_output_still_coming_after_the_reply_is_all_kept(tmp_path, monkeypatch):
+    """A grader that takes its time over each message (a busy machine) still keeps every output
+    a cell sent before its reply, however long after the reply it gets to them: it waits for
+    the kernel's word that the cell is done, not a fixed 4 s (nbclient's default)."""
+    from grader.outputs import CappedClient
+
+    real = CappedClient.process_message
+
+    def slow(self, msg, cell, cell_index):
+        if msg["msg_type"] == "stream":
+            time.sleep(0.02)
+        return real(self, msg, cell, cell_index)
+
+    monkeypatch.setattr(CappedClient, "process_message", slow)
+    sources = ["import sys\nfor i in range(300):\n    print(i)\n    sys.stdout.flush()", "2"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    log = runner.run(nb, tmp_path, runner.Limits(cell=30))
+    assert printed(nb.cells[0].outputs).splitlines()[-1] == "299"
+    assert nb.cells[1].outputs[0].data["text/plain"] == "2" and log.events == {}
