@@ -164,20 +164,6 @@ def _parser():
 USE_WORKSPACE = {"collect", "autograde", "feedback", "export", "report"}  # only collect makes it
 
 
-def _export_file(to):
-    """``export --to``'s file, checked as ``report`` checks its page: a name (not empty, as an
-    unset shell variable gives), in a place ``course.output_file`` allows, ending in ``.csv`` (a
-    folder is left to fail as one); ``UsageError`` when not. None: the default file."""
-    if to is None:
-        return None
-    if not to.strip():
-        raise course.UsageError("--to needs a file name, e.g. --to grades.csv")
-    path = course.output_file(to, "grades.csv")
-    if not path.is_dir() and path.suffix.lower() != ".csv":
-        raise course.UsageError(f"{path}: the export is CSV, name it .csv")
-    return to
-
-
 def run(args):
     if getattr(args, "assignments", None):
         course.known(args.assignments)  # a mistyped name is told before a missing workspace
@@ -206,7 +192,7 @@ def run(args):
     if args.command == "export":
         from .export import export
 
-        export(_export_file(args.to), wide=args.wide, totals=args.totals, id_column=args.id_column)
+        export(args.to, wide=args.wide, totals=args.totals, id_column=args.id_column)
         return 0
     if args.command == "report":
         from .report import report

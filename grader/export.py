@@ -197,11 +197,25 @@ def rename_id(header, table, name):
     return [name if column == "student_id" else column for column in header], renamed
 
 
+def csv_file(to, wide=False):
+    """Where the export goes: ``to``, else ``exports/grades.csv`` (with ``wide``
+    ``exports/grades-wide.csv``) in the workspace. ``UsageError`` when ``to`` is an empty name
+    (as an unset shell variable gives), a place ``course.output_file`` refuses, or a file not
+    named ``.csv`` (a folder is left to fail as one when it is written)."""
+    if to is not None and not str(to).strip():
+        raise course.UsageError("--to needs a file name, e.g. --to grades.csv")
+    path = course.output_file(to, "grades-wide.csv" if wide else "grades.csv")
+    if not path.is_dir() and path.suffix.lower() != ".csv":
+        raise course.UsageError(f"{path}: the export is CSV, name it .csv")
+    return path
+
+
 def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
-    """Write the CSV (default ``exports/grades.csv`` in the workspace), or with ``wide`` the one
-    of ``per_student`` (default ``exports/grades-wide.csv``), without its ``total`` and
-    ``max_total`` when ``totals`` is False; the id column is named ``id_column``. Returns the
-    file's path. ``UsageError`` when nothing has been graded yet."""
+    """Write the CSV to ``to`` (see ``csv_file``), or with ``wide`` the one of ``per_student``,
+    without its ``total`` and ``max_total`` when ``totals`` is False; the id column is named
+    ``id_column``. Returns the file's path. ``UsageError`` when ``to`` cannot be the export's
+    file, or nothing has been graded yet."""
+    path = csv_file(to, wide)
     if not graded_assignments():
         raise course.UsageError(nothing_graded())
     if not totals and not wide:
@@ -214,8 +228,6 @@ def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
             header = [column for column in header if column not in TOTALS]
             table = [{k: v for k, v in row.items() if k not in TOTALS} for row in table]
     header, table = rename_id(header, table, id_column)
-    default = "grades-wide.csv" if wide else "grades.csv"
-    path = course.output_file(to, default)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=header, restval="")

@@ -223,3 +223,19 @@ def test_export_names_the_submissions_that_need_a_look(made_up_class, wide):
     ]
     assert export.needing_a_look(rows).endswith(f"s9/{A2} and 2 more")
     assert export.needing_a_look(rows[:0]) == ""
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("grades.xlsx", "the export is CSV, name it .csv"), (" ", "--to needs a file name")],
+)
+def test_export_refuses_a_file_that_is_not_csv_before_it_writes(
+    made_up_class, monkeypatch, name, message
+):
+    """The library function checks its own file, as the command line does: nothing is written."""
+    monkeypatch.chdir(made_up_class)  # where a name without a folder would go
+    to = made_up_class / name if name.strip() else name
+    with pytest.raises(course.UsageError, match=message):
+        export.export(to, out=lambda line: None)
+    assert sorted(p.name for p in made_up_class.iterdir()) == ["workspace"]
+    assert not course.folder("exports").exists()
