@@ -1,5 +1,5 @@
-"""What ``export``, ``report`` and ``collect`` read: every assignment's masters, exercises,
-submissions and stored results."""
+"""What ``export``, ``report``, ``feedback`` and ``collect`` read: every assignment's masters,
+exercises, submissions and stored results, and what each submission's grade status is."""
 
 import json
 
@@ -112,3 +112,39 @@ def why_no_grade(status):
         HANDED_IN_AGAIN: f"handed in again since it was graded: {run}",
         NOT_GRADED: f"not graded yet: {run}",
     }[status]
+
+
+WAITING_FOR_AUTOGRADE = (NOT_GRADED, HANDED_IN_AGAIN)  # what the next autograde grades
+
+
+def waiting_for_autograde(ids=None, statuses=None):
+    """``{assignment: (collected, waiting)}``, in course order, for each assignment of ``ids``
+    (default: every one) with submissions in ``submitted/`` that the next autograde grades:
+    ``collected`` submissions, ``waiting`` of them in ``WAITING_FOR_AUTOGRADE`` (never graded,
+    or handed in again since they were). ``statuses``: ``{assignment: grade_status(assignment)}``
+    for the assignments whose status the caller has already."""
+    statuses = statuses or {}
+    submitted = submissions()
+    collected = {aid for _, aid in submitted}
+    found = {}
+    for aid in course.assignments():
+        if aid not in collected or (ids is not None and aid not in ids):
+            continue
+        status = statuses.get(aid)
+        if status is None:
+            status = grade_status(aid, submitted=submitted)
+        waiting = sum(1 for state in status.values() if state in WAITING_FOR_AUTOGRADE)
+        if waiting:
+            found[aid] = (len(status), waiting)
+    return found
+
+
+def not_graded_yet(ids=None, statuses=None):
+    """One line per assignment of ``waiting_for_autograde`` (same arguments) for the instructor:
+    how many submissions are collected, how many of them are not graded yet, and the autograde
+    that grades them."""
+    return [
+        f"{aid}: {collected} collected, {waiting} not graded yet: "
+        f"run `{course.command()} autograde {aid}`"
+        for aid, (collected, waiting) in waiting_for_autograde(ids, statuses).items()
+    ]

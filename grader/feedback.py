@@ -37,7 +37,14 @@ from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
 from . import children, course, nbgrader_parts, progress
-from .classresults import GRADED, HANDED_IN_AGAIN, grade_status, nothing_graded, why_no_grade
+from .classresults import (
+    GRADED,
+    HANDED_IN_AGAIN,
+    grade_status,
+    not_graded_yet,
+    nothing_graded,
+    why_no_grade,
+)
 from .scrub import Hidden, leaks
 
 nbgrader_parts.load()
@@ -159,12 +166,13 @@ def _assignments(ids):
         ids = [a for a in course.assignments() if graded_notebooks(a)]
         if not ids:
             raise course.UsageError(nothing_graded())
-    for aid in course.known(ids):
+    ids = course.known(ids)
+    for aid in ids:
         if not graded_notebooks(aid):
             raise course.UsageError(
                 f"nothing graded for {aid} yet: run `{course.command()} autograde` first"
             )
-    return list(ids)
+    return ids
 
 
 def render(assignment, students, bar, stop=None):
@@ -340,7 +348,9 @@ class CtrlC:
 def feedback(ids=None, out=print, jobs_n=1):
     """Write the pages, ``jobs_n`` at once, and check every page on disk; returns 0, or 1 when
     a page could not be written or had to be withheld (each named on stderr). A submitted
-    notebook without a grade of its own gets no page: each is named with the reason. Ctrl+C,
+    notebook without a grade of its own gets no page: each is named with the reason, and each
+    assignment with submissions not graded yet is named last (of ``ids`` when given; see
+    ``classresults.not_graded_yet``). Ctrl+C,
     at any moment, stops it (exit code 130); the pages written so far are kept, and so are the
     old pages of the others. It holds the workspace (``course.workspace_lock``): an autograde
     would replace the graded notebooks it reads, and two feedbacks would write the same
@@ -353,9 +363,9 @@ def feedback(ids=None, out=print, jobs_n=1):
         raise SystemExit(130) from None
 
 
-def _feedback(ids, out, jobs_n, ctrl_c):
+def _feedback(named, out, jobs_n, ctrl_c):
     """``feedback`` once the workspace is this process's."""
-    ids = _assignments(ids)
+    ids = _assignments(named)
     problems = []
     before = _pages(ids)
     status = {aid: grade_status(aid) for aid in ids}
@@ -388,6 +398,8 @@ def _feedback(ids, out, jobs_n, ctrl_c):
                     course.folder("feedback").glob(f"{sid}/{aid}/*.html")
                 )
                 out(f"no page for {sid}/{aid}: {why_no_grade(state)}{old if page else ''}")
+    for line in not_graded_yet(named or None, statuses=status):
+        out(line)
     return 1 if problems else 0
 
 

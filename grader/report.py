@@ -15,6 +15,7 @@ from .classresults import (
     exercises,
     grade_status,
     graded_assignments,
+    not_graded_yet,
     nothing_graded,
     results,
 )
@@ -113,7 +114,8 @@ def html_page(rows):
 
 def report(to=None, out=print):
     """Print the table; write the HTML page ``to`` (default ``exports/report.html``), and its
-    rows as JSON beside it (``report.json``); returns the rows. ``UsageError`` when nothing
+    rows as JSON beside it (``report.json``); then name each assignment with submissions not
+    graded yet (``classresults.not_graded_yet``). Returns the rows. ``UsageError`` when nothing
     has been graded yet."""
     page = course.output_file(to, "report.html")
     if page.suffix.lower() not in (".html", ".htm"):
@@ -136,4 +138,6 @@ def report(to=None, out=print):
             "again since they were graded, not graded yet, or grading failed): run autograde"
         )
     out(f"report: {page} (its rows: {data})")
+    for line in not_graded_yet(statuses=statuses):
+        out(line)
     return rows

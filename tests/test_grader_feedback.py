@@ -9,6 +9,7 @@ import pathlib
 import re
 import shutil
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -594,3 +595,69 @@ def test_a_page_is_replaced_only_by_a_whole_one(tmp_path, monkeypatch):
     feedback.write_whole(page, "new", 0o640)
     assert [p.name for p in tmp_path.iterdir()] == ["tiny.html"] and page.read_text() == "new"
     assert page.stat().st_mode & 0o777 == 0o640
+
+
+# -- what is collected but not graded, on a class made up without grading ------------------------
+
+ONE, TWO, THREE = "01-chain-rule", "02-computation-graphs", "03-sigmoid"
+HANDED_IN = datetime(2026, 11, 2, 9, 30)  # every submission's time, as collect stamps it
+
+
+@pytest.fixture
+def collected_class(tmp_path, monkeypatch, capsys):
+    """The course's own assignments, in a workspace where alice's and bob's 01-chain-rule are
+    graded, carl's is collected only, and alice's and bob's 02-computation-graphs are collected
+    only; nothing else is collected. Made up: the gradebook's scores and the exercises stand in
+    for what grading would give, and feedback renders no page."""
+    from grader import gradebook, report
+    from grader.autograde import result_path
+
+    monkeypatch.setattr(course, "SOURCE", course.REPO / "solutions")  # not the tiny course's
+    if not {ONE, TWO} <= set(course.assignments()):
+        pytest.skip("the course's first notebooks are not in solutions/")
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
+    for sid, aid in [("alice", ONE), ("bob", ONE), ("carl", ONE), ("alice", TWO), ("bob", TWO)]:
+        folder = course.folder("submitted") / sid / aid
+        folder.mkdir(parents=True)
+        (folder / "nb.ipynb").write_text("{}")
+        course.stamp(folder, HANDED_IN)
+    entry = {"score": 1.0, "max_score": 1.0, "needs_manual_grade": False, "grades": {}}
+    book = {ONE: {}}
+    for sid in ("alice", "bob"):
+        graded = course.folder("autograded") / sid / ONE / "nb.ipynb"
+        graded.parent.mkdir(parents=True)
+        graded.write_text("{}")
+        result_path(ONE, sid).parent.mkdir(parents=True, exist_ok=True)
+        exercise = {"name": "x", "passed": True, "mistakes": [], "warnings": []}
+        result_path(ONE, sid).write_text(json.dumps({"exercises": [exercise], "flags": []}))
+        book[ONE][sid] = entry | {"submitted_at": HANDED_IN}
+    monkeypatch.setattr(gradebook, "scores", lambda aid: book.get(aid, {}))
+    monkeypatch.setattr(report, "exercises", lambda aid: ["x"])
+    monkeypatch.setattr(feedback, "render", lambda aid, students, bar, stop=None: [])
+    monkeypatch.setattr(feedback, "withhold_leaks", lambda aid: [])
+    capsys.readouterr()
+    return tmp_path
+
+
+def not_graded_yet(aid, collected, waiting):
+    """The line that says how much of ``aid`` is collected and waits for autograde."""
+    run = f"run `{course.command()} autograde {aid}`"
+    return f"{aid}: {collected} collected, {waiting} not graded yet: {run}"
+
+
+def test_feedback_ends_naming_what_is_collected_but_not_graded(collected_class, capsys):
+    assert main(["feedback", "-j", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"no page for carl/{ONE}: not graded yet" in out[-3], out
+    assert out[-2:] == [not_graded_yet(ONE, 3, 1), not_graded_yet(TWO, 2, 2)], out
+    assert main(["feedback", "-j", "1", ONE]) == 0  # only what was named
+    assert capsys.readouterr().out.splitlines()[-1] == not_graded_yet(ONE, 3, 1)
+
+
+def test_the_report_ends_naming_what_is_collected_but_not_graded(collected_class, capsys):
+    """A notebook handed in again since it was graded is not graded yet either."""
+    course.stamp(course.folder("submitted") / "bob" / ONE, datetime(2026, 11, 3, 8, 0))
+    assert main(["report", "--html", str(collected_class / "report.html")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3].startswith("report: "), out
+    assert out[-2:] == [not_graded_yet(ONE, 3, 2), not_graded_yet(TWO, 2, 2)], out
