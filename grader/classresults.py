@@ -13,6 +13,12 @@ def nothing_graded():
     return f"nothing graded yet: run `{course.command()} autograde` first"
 
 
+def nothing_collected(ids):
+    """What a command given assignments by name says of those of them, ``ids``, that have
+    nothing collected yet."""
+    return f"nothing collected for {', '.join(ids)} yet: run `{course.command()} collect` first"
+
+
 def masters(assignment):
     """The masters of ``assignment``'s notebooks (from the grader's cache)."""
     return [Master.load(path, assignment) for path in course.source_notebooks(assignment)]

@@ -42,7 +42,9 @@ from .classresults import (
     HANDED_IN_AGAIN,
     grade_status,
     not_graded_yet,
+    nothing_collected,
     nothing_graded,
+    submissions,
     why_no_grade,
 )
 from .scrub import Hidden, leaks
@@ -160,13 +162,18 @@ def graded_notebooks(assignment):
 
 
 def _assignments(ids):
-    """The assignments to give feedback on: ``ids`` (each known and graded), else every graded
-    one; ``UsageError`` when there is nothing to give feedback on."""
+    """The assignments to give feedback on: ``ids`` (each known, collected and graded), else
+    every graded one; ``UsageError`` when there is nothing to give feedback on (naming, of
+    ``ids``, those with nothing collected)."""
     if not ids:
         ids = [a for a in course.assignments() if graded_notebooks(a)]
         if not ids:
             raise course.UsageError(nothing_graded())
     ids = course.known(ids)
+    collected = {aid for _, aid in submissions()}
+    uncollected = [aid for aid in ids if aid not in collected]
+    if uncollected:
+        raise course.UsageError(nothing_collected(uncollected))
     for aid in ids:
         if not graded_notebooks(aid):
             raise course.UsageError(

@@ -232,7 +232,9 @@ def _grader_here():
     return f"{python.relative_to(course.REPO) if python.is_relative_to(course.REPO) else python}"
 
 
-def test_feedback_and_export_before_autograde_say_nothing_was_graded(tmp_path, capsys, monkeypatch):
+def test_feedback_export_and_report_before_autograde_say_what_to_run(tmp_path, capsys, monkeypatch):
+    """Nothing collected: feedback given an assignment says to collect it; the others, and
+    feedback given none, that nothing was graded."""
     monkeypatch.setenv(
         course.WORKSPACE_ENV, os.environ[course.WORKSPACE_ENV]
     )  # --workspace sets it
@@ -240,7 +242,10 @@ def test_feedback_and_export_before_autograde_say_nothing_was_graded(tmp_path, c
     run = f"run `{_grader_here()} -m grader autograde` first"
     assignment = course.assignments()[0]
     err = one_line_error(capsys, ["--workspace", str(tmp_path), "feedback", assignment])
-    assert f"nothing graded for {assignment} yet" in err and run in err
+    collect = f"run `{_grader_here()} -m grader collect` first"
+    assert err == f"error: nothing collected for {assignment} yet: {collect}\n"
+    err = one_line_error(capsys, ["--workspace", str(tmp_path), "feedback"])
+    assert "nothing graded yet" in err and run in err
     for command in ("export", "report"):
         err = one_line_error(capsys, ["--workspace", str(tmp_path), command])
         assert "nothing graded yet" in err and run in err
@@ -661,3 +666,12 @@ def test_the_report_ends_naming_what_is_collected_but_not_graded(collected_class
     out = capsys.readouterr().out.splitlines()
     assert out[-3].startswith("report: "), out
     assert out[-2:] == [not_graded_yet(ONE, 3, 2), not_graded_yet(TWO, 2, 2)], out
+
+
+def test_feedback_on_assignments_with_nothing_collected_names_them(collected_class, capsys):
+    run = f"run `{course.command()} collect` first"
+    err = one_line_error(capsys, ["feedback", ONE, THREE, "05-training-loop"])
+    assert err == f"error: nothing collected for {THREE}, 05-training-loop yet: {run}\n"
+    err = one_line_error(capsys, ["feedback", TWO])  # collected: it is grading that is missing
+    assert err.startswith(f"error: nothing graded for {TWO} yet: run `"), err
+    assert not course.folder("feedback").exists()
