@@ -13,8 +13,9 @@ from pathlib import Path
 
 import nbformat
 
-from . import progress
+from . import nbgrader_parts, progress
 from .course import RELEASE, SOURCE, assignments, command, known, load_config
+from .gradebook import schema_head
 
 
 def canonical(path):
@@ -32,10 +33,24 @@ def canonical(path):
         f.write(nbformat.writes(nb) + "\n")
 
 
-def generate(ids, release_dir, workspace_dir):
-    """Run nbgrader's generate_assignment for ``ids`` into ``release_dir``; canonicalise."""
+def _schema_version_without_alembic():
+    """Make nbgrader stamp the new gradebook that ``generate_assignment`` makes with
+    ``gradebook.schema_head``, read from its migration scripts, as the workspace's gradebook is
+    (``gradebook.open_gradebook``): nbgrader runs ``alembic heads`` in a new process for it, 3 s
+    of the first assignment's step. Nothing changes when the scripts do not name one head."""
+    import nbgrader.api
+
+    if schema_head() is not None:
+        nbgrader.api.get_alembic_version = schema_head
+
+
+def nbgrader_api(release_dir, workspace_dir):
+    """nbgrader's API on a course whose releases go to ``release_dir`` and whose gradebook is
+    made in ``workspace_dir``."""
+    nbgrader_parts.load()
     from nbgrader.apps import NbGraderAPI
 
+    _schema_version_without_alembic()
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     Path(workspace_dir).mkdir(parents=True, exist_ok=True)  # nbgrader changes into it
     config = load_config(
@@ -45,8 +60,14 @@ def generate(ids, release_dir, workspace_dir):
             "CourseDirectory.db_url": f"sqlite:///{Path(workspace_dir) / 'gradebook.db'}",
         }
     )
-    api = NbGraderAPI(config=config)
+    return NbGraderAPI(config=config)
+
+
+def generate(ids, release_dir, workspace_dir):
+    """Run nbgrader's generate_assignment for ``ids`` into ``release_dir``; canonicalise. A
+    progress bar counts the assignments, shown from the start (nbgrader takes a while to load)."""
     with progress.bar(len(ids), "release", "assignment") as bar:
+        api = nbgrader_api(release_dir, workspace_dir)
         for aid in ids:
             bar.set_postfix_str(aid)
             result = api.generate_assignment(aid, force=True, create=True)

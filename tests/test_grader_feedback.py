@@ -675,3 +675,17 @@ def test_feedback_on_assignments_with_nothing_collected_names_them(collected_cla
     err = one_line_error(capsys, ["feedback", TWO])  # collected: it is grading that is missing
     assert err.startswith(f"error: nothing graded for {TWO} yet: run `"), err
     assert not course.folder("feedback").exists()
+
+
+def test_release_starts_no_alembic_process(monkeypatch):
+    """nbgrader finds its database schema's version for the release's new gradebook by starting
+    ``alembic heads`` (3 s, with nothing to show on the progress bar); release reads it from the
+    migration scripts, as the grader's own gradebook does."""
+    import nbgrader.api
+
+    def alembic_heads():
+        raise AssertionError("release started alembic")
+
+    monkeypatch.setattr(course, "SOURCE", course.REPO / "solutions")  # not the tiny course's
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", alembic_heads)
+    assert main(["release", "--check", "01-chain-rule"]) == 0
