@@ -90,11 +90,16 @@ def _parser():
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name, **kwargs):
-        return sub.add_parser(name, parents=[workspace], **kwargs)
+    def command(name, help):
+        """A command's parser; ``help`` says what it does, in the list of commands and, as a
+        sentence, in its own ``--help``."""
+        description = f"{help[0].upper()}{help[1:]}."
+        return sub.add_parser(name, parents=[workspace], help=help, description=description)
 
     p = command("release", help="generate notebooks/ from solutions/")
-    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    p.add_argument(
+        "assignments", nargs="*", metavar="ASSIGNMENT", help="default: every one of the course"
+    )
     p.add_argument("--check", action="store_true", help="fail and name notebooks that drifted")
 
     p = command("collect", help="import submissions from a folder or a zip")
@@ -126,7 +131,7 @@ def _parser():
     p.add_argument("--force", action="store_true", help="grade again even if unchanged")
 
     p = command("feedback", help="one HTML page per student and assignment")
-    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: every one graded")
     _jobs(p, "pages rendered at once")
 
     p = command("export", help="grades as CSV")
@@ -150,14 +155,20 @@ def _parser():
     p.add_argument(
         "--to",
         metavar="FILE",
-        help="default: exports/grades.csv (with --wide exports/grades-wide.csv) in the workspace",
+        help="the CSV file to write (default: exports/grades.csv, with --wide "
+        "exports/grades-wide.csv, in the workspace)",
     )
 
     p = command("report", help="what the class got right and wrong, per exercise")
-    p.add_argument("--html", metavar="FILE", help="default: exports/report.html in the workspace")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="the page to write, its rows as .json beside it (default: exports/report.html in "
+        "the workspace)",
+    )
 
     p = command("doctor", help="check that JupyterLab has what the notebooks need")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="say nothing when all is in place")
     return parser
 
 

@@ -219,6 +219,27 @@ def test_help_is_plain_text_for_the_instructor(capsys):
     assert "says why in one line and exits with code 2" in shown
 
 
+def test_every_command_and_each_of_its_options_has_a_help_text():
+    """What ``COMMAND --help`` shows: a line on what the command does (also in the list of
+    commands), and one on each argument and option."""
+    import argparse
+
+    from grader.__main__ import _parser
+
+    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    listed = {choice.dest: choice.help for choice in commands._choices_actions}
+    missing = []
+    for name, command in commands.choices.items():
+        if not (listed.get(name) and command.description):
+            missing.append(name)
+        missing += [
+            f"{name} {'/'.join(action.option_strings) or action.metavar}"
+            for action in command._actions
+            if not action.help
+        ]
+    assert missing == []
+
+
 @pytest.mark.parametrize("command", ["release", "feedback"])
 def test_an_unknown_assignment_is_named(capsys, command):
     err = one_line_error(capsys, [command, "99-nope"])
