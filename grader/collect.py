@@ -14,8 +14,10 @@ Each file is checked on its own; a bad one gets one line on the error stream and
 imported: not a notebook, unreadable JSON, unknown assignment, an invalid student id, the
 same student twice for an assignment (two folders, or two LMS users, for one id), or the first
 of two files of one name in a zip (the later one is imported, as unzip would leave it). A source
-without any notebook is an error. Ids are compared without case, also with the students
-collected before, whose folder keeps its spelling.
+without any notebook is an error, and so is a folder of the course's own (``_course_folder``:
+the repository, a copy of the course, a grading workspace), refused before anything is read.
+Ids are compared without case, also with the students collected before, whose folder keeps its
+spelling.
 
 Which notebook of the course a file is, is told by its cells (``cellmatch.owners``: their
 grade_ids, or the sources of the test cells), not by its folder or name; in an LMS download,
@@ -53,6 +55,7 @@ UNICODE_PATH = 0x7075  # Info-ZIP's extra field: the name in UTF-8, beside a leg
 MOODLE = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_[a-z]+_(?P<file>.*)$")
 CANVAS = re.compile(r"^(?P<name>.+?)(?P<late>_late)?_(?P<uid>\d+)_\d+_(?P<file>.+)$", re.I)
 LAYOUTS = "student_id/assignment/notebook.ipynb, or a Moodle or Canvas download"
+MASTERS = ("solutions", "source")  # where a copy of the course (or nbgrader's) keeps masters
 IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 
 
@@ -144,6 +147,7 @@ AGAIN = "download or zip it again"
 def _entries(source):
     source = Path(source)
     if source.is_dir():
+        _refuse_course_folder(source)
         for path in sorted(source.rglob("*")):
             if path.is_file():
                 rel = PurePosixPath(path.relative_to(source).as_posix())
@@ -165,6 +169,43 @@ def _entries(source):
         raise course.UsageError(f"{source}: named .zip, but not a zip file: {AGAIN}")
     else:
         raise course.UsageError(f"{source}: not a folder or a zip file")
+
+
+def _refuse_course_folder(folder):
+    """Raise ``UsageError`` when ``folder`` is the course's or the grader's own rather than a
+    class's download: its notebooks are laid out as a class's (``solutions/01-chain-rule/``
+    reads as a student named ``solutions``), and would be imported."""
+    what = _course_folder(folder.resolve())
+    if what:
+        raise course.UsageError(
+            f"{folder}: {what}, not a class's submissions: SOURCE is the folder or zip the "
+            f"submissions were downloaded as ({LAYOUTS})"
+        )
+
+
+def _course_folder(folder):
+    """What the absolute ``folder`` is when it is the course's or the grader's (else None):
+    the repository or a folder around it, a copy of the course (masters in ``solutions/``, or
+    nbgrader's ``source/``), the grading workspace, a folder of it or around it, or another
+    grading workspace."""
+    workspace = course.workspace()
+    if folder == course.REPO:
+        return "the course's repository"
+    if course.REPO.is_relative_to(folder):
+        return "a folder that holds the course's repository"
+    if folder == workspace:
+        return "the grading workspace"
+    if folder.is_relative_to(workspace):
+        return "a folder of the grading workspace"
+    if workspace.is_relative_to(folder):
+        return "a folder that holds the grading workspace"
+    for masters_folder in MASTERS:
+        if any((folder / masters_folder).glob("*/*.ipynb")):
+            return f"a copy of the course (its {masters_folder}/ holds the masters)"
+    for mark in (course.gradebook_file().name, course.LOCK_FILE):
+        if (folder / mark).exists():
+            return f"a grading workspace (it holds {mark})"
+    return None
 
 
 def _zip_entries(archive):

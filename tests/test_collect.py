@@ -458,3 +458,48 @@ def test_a_canvas_file_marked_late_wins_over_the_same_students_earlier_one(
         "later)"
     ]
     assert code == 1
+
+
+COURSE_NOT_A_CLASS = (
+    "not a class's submissions: SOURCE is the folder or zip the submissions were downloaded "
+    "as (student_id/assignment/notebook.ipynb, or a Moodle or Canvas download)"
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [
+        ("repository", "the course's repository"),
+        ("copy of the course", "a copy of the course (its solutions/ holds the masters)"),
+        ("nbgrader course", "a copy of the course (its source/ holds the masters)"),
+        ("workspace", "the grading workspace"),
+        ("folder in the workspace", "a folder of the grading workspace"),
+        ("folder around the workspace", "a folder that holds the grading workspace"),
+        ("another workspace", "a grading workspace (it holds grader.lock)"),
+    ],
+)
+def test_the_course_or_the_workspace_is_refused_as_a_class(submitted, tmp_path, capsys, kind, what):
+    """The course's own folders hold notebooks laid out as a class's (``solutions/01-.../``
+    reads as a student named ``solutions``): named as what they are, nothing imported."""
+    one = nh.student_notebook(ONE)
+    first = _write(tmp_path / "class", {f"alice/{ONE}/chain_rule.ipynb": one})
+    assert _collect(first, capsys)[0] == 0
+    workspace = submitted.parent
+    sources = {
+        "repository": course.REPO,
+        "copy of the course": tmp_path / "backprop",
+        "nbgrader course": tmp_path / "nbgrader-course",
+        "workspace": workspace,
+        "folder in the workspace": submitted,
+        "folder around the workspace": tmp_path,
+        "another workspace": tmp_path / "last-term",
+    }
+    _write(tmp_path / "backprop", {f"solutions/{ONE}/chain_rule.ipynb": one})
+    _write(tmp_path / "nbgrader-course", {f"source/{ONE}/chain_rule.ipynb": one})
+    _write(tmp_path / "last-term", {f"submitted/bob/{ONE}/chain_rule.ipynb": one})
+    (tmp_path / "last-term" / course.LOCK_FILE).touch()
+    before = _notebooks(submitted)
+    code, out, err = _collect(sources[kind], capsys)
+    assert (code, out) == (2, [])
+    assert err == [f"error: {sources[kind]}: {what}, {COURSE_NOT_A_CLASS}"]
+    assert _notebooks(submitted) == before
