@@ -213,8 +213,9 @@ def _zip_entries(archive):
     several), all but the last are ``replaced``, as unzip would leave only the last."""
     named = {}  # {name: [member, in the zip's order]}
     for info in archive.infolist():
-        if not info.is_dir():
-            named.setdefault(_zip_name(info), []).append(info)
+        name = _zip_name(info).replace("\\", "/")  # a zip made on Windows may use backslashes
+        if not name.endswith("/"):  # a folder's own entry
+            named.setdefault(name, []).append(info)
     for name in sorted(named):
         *earlier, last = named[name]
         for info in earlier:
@@ -390,7 +391,7 @@ def collect(source, out=print, err=None):
     for entry in _entries(source):
         if any(p in IGNORED or p.startswith(".") for p in entry.path.parts):
             continue
-        if entry.path.suffix != ".ipynb":
+        if entry.path.suffix.lower() != ".ipynb":
             skip(f"skipped {entry.path}: not a notebook")
             continue
         if entry.replaced:

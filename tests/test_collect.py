@@ -503,3 +503,17 @@ def test_the_course_or_the_workspace_is_refused_as_a_class(submitted, tmp_path, 
     assert (code, out) == (2, [])
     assert err == [f"error: {sources[kind]}: {what}, {COURSE_NOT_A_CLASS}"]
     assert _notebooks(submitted) == before
+
+
+def test_windows_zip_paths_and_upper_case_suffixes_are_understood(submitted, tmp_path, capsys):
+    """A zip made on Windows may write its folders with backslashes; a notebook may be named
+    ``.IPYNB``. Both are what they would be with ``/`` and ``.ipynb``."""
+    one = nbformat.writes(nh.student_notebook(ONE))
+    zipped = tmp_path / "class.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("class\\alice\\", "")  # a folder's own entry
+        z.writestr(f"class\\alice\\{ONE}\\chain_rule.ipynb", one)
+        z.writestr(f"class/bob/{ONE}/CHAIN_RULE.IPYNB", one)
+    code, _, err = _collect(zipped, capsys)
+    assert _notebooks(submitted) == [f"alice/{ONE}/chain_rule.ipynb", f"bob/{ONE}/chain_rule.ipynb"]
+    assert (code, err) == (0, [])
