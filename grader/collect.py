@@ -11,9 +11,10 @@
   id is the name before the first number: ``smithalice``.
 
 Each file is checked on its own; a bad one gets one line on the error stream and the rest is
-imported: not a notebook, unreadable JSON, unknown assignment, an invalid student id, the
-same student twice for an assignment (two folders, or two LMS users, for one id), or the first
-of two files of one name in a zip (the later one is imported, as unzip would leave it). A source
+imported: not a notebook, unreadable JSON, a cell that grading cannot read (without a type or
+a source: ``_cell_problem``), unknown assignment, an invalid student id, the same student twice
+for an assignment (two folders, or two LMS users, for one id), or the first of two files of one
+name in a zip (the later one is imported, as unzip would leave it). A source
 without any notebook is an error, and so is a folder of the course's own (``_course_folder``:
 the repository, a copy of the course, a grading workspace), refused before anything is read.
 Ids are compared without case, also with the students collected before, whose folder keeps its
@@ -331,8 +332,10 @@ def _parse(raw):
         raise ValueError(f"not a valid notebook: JSON error at {at} ({error.msg})") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise ValueError("not a valid notebook: no list of cells")
-    if not all(isinstance(cell, dict) for cell in data["cells"]):
-        raise ValueError("not a valid notebook: a cell that is not a JSON object")
+    for number, cell in enumerate(data["cells"], 1):
+        problem = _cell_problem(cell)
+        if problem:
+            raise ValueError(f"not a valid notebook: cell {number} {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. duplicate cell ids, repaired on grading
@@ -340,6 +343,24 @@ def _parse(raw):
     except Exception as error:  # nbformat raises several kinds for what it cannot convert
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         raise ValueError(f"not a valid notebook ({reason})") from None
+
+
+def _cell_problem(cell):
+    """What keeps the notebook ``cell`` (as its JSON reads) from being graded, else None:
+    grading reads every cell's type and source (text, or a list of lines of text). What grading
+    repairs (no outputs, metadata that is not a dict, a type it does not know) or leaves alone
+    (keys of other tools) is not checked."""
+    if not isinstance(cell, dict):
+        return "is not a JSON object"
+    if not isinstance(cell.get("cell_type"), str):
+        return "has no cell type"
+    kind = f"({cell['cell_type']})"
+    if "source" not in cell:
+        return f"{kind} has no source"
+    lines = cell["source"] if isinstance(cell["source"], list) else [cell["source"]]
+    if not all(isinstance(line, str) for line in lines):
+        return f"{kind} has a source that is not text"
+    return None
 
 
 def _place(nb, found, course_masters):

@@ -82,21 +82,37 @@ def test_a_notebook_is_imported_under_the_assignment_its_cells_belong_to(collect
 
 
 def test_a_malformed_cell_skips_its_notebook_not_the_collection(tmp_path, capsys, monkeypatch):
-    """Cells are read to tell the notebook: a cell without a source, or with one that is not
-    text, must not stop the others from being imported."""
+    """Cells are read to tell the notebook, and graded later: a cell without a type or a
+    source, or with a source that is not text, skips its notebook with the cell named (grading
+    it would fail), and the others are imported."""
     monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
-    cells = {"no-source": {"cell_type": "code", "metadata": {}}, "a-number": {"source": 5}}
+    good = nh.student_notebook(ONE)
+    code_cell = next(c for c in good.cells if c.cell_type == "code")
+    cells = {
+        "no-source": {k: v for k, v in code_cell.items() if k != "source"},
+        "no-type": {k: v for k, v in code_cell.items() if k != "cell_type"},
+        "a-number": dict(code_cell, source=5),
+        "numbers": dict(code_cell, source=[1, 2]),
+        "not-a-dict": "print(1)",
+    }
     for sid, cell in cells.items():
         path = tmp_path / "class" / sid / ONE / "chain_rule.ipynb"
         path.parent.mkdir(parents=True)
-        nb = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
+        nb = json.loads(nbformat.writes(good))
+        nb["cells"].insert(2, cell)
         path.write_text(json.dumps(nb))
-    good = tmp_path / "class" / "ok" / ONE / "chain_rule.ipynb"
-    good.parent.mkdir(parents=True)
-    nbformat.write(nh.student_notebook(ONE), good)
-    main(["collect", str(tmp_path / "class")])
-    capsys.readouterr()
-    assert (course.folder("submitted") / "ok" / ONE / "chain_rule.ipynb").exists()
+    _write(tmp_path / "class", {f"ok/{ONE}/chain_rule.ipynb": good})
+    code, _, err = _collect(tmp_path / "class", capsys)
+    assert _notebooks(course.folder("submitted")) == [f"ok/{ONE}/chain_rule.ipynb"]
+    invalid = "not a valid notebook: cell 3"
+    assert sorted(err) == [
+        f"skipped a-number/{ONE}/chain_rule.ipynb: {invalid} (code) has a source that is not text",
+        f"skipped no-source/{ONE}/chain_rule.ipynb: {invalid} (code) has no source",
+        f"skipped no-type/{ONE}/chain_rule.ipynb: {invalid} has no cell type",
+        f"skipped not-a-dict/{ONE}/chain_rule.ipynb: {invalid} is not a JSON object",
+        f"skipped numbers/{ONE}/chain_rule.ipynb: {invalid} (code) has a source that is not text",
+    ]
+    assert code == 1
 
 
 @pytest.fixture
