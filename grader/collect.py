@@ -32,8 +32,19 @@ A notebook whose cells match no notebook of the course is imported only under th
 own notebook name; under a folder that is not an assignment, it is skipped ("unknown assignment
 'lab-1'"). Of a student's notebooks imported under one name, one with answers wins over one as
 released.
+
+A notebook was handed in when its file was last changed (a download has no other time of it):
+a plain file's modification time; a zip entry's time as unzip gives its file, Info-ZIP's Unix
+time when the entry has one, else the entry's date and time, read as this machine's local time
+(zip tools write their own). That time is recorded as the submission's (``course.stamp``). A
+notebook older than the one collected for its student and assignment is skipped ("older than
+the notebook collected on ..."): collecting an older download again does not take back what was
+handed in since. A newer one, or one of the same time, replaces it, and is recorded as handed
+in after it (a microsecond after, when of the same time), so that the gradebook takes it for a
+new submission. A zip entry whose date is no date is taken as handed in now, and replaces.
 """
 
+import functools
 import json
 import re
 import struct
@@ -43,6 +54,7 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 
 import nbformat
@@ -53,6 +65,7 @@ from .classresults import masters
 ID_MARKS = "_.@+-"  # allowed in a student id besides letters and digits
 UTF8_FLAG = 0x800  # a zip entry's flag: its name is UTF-8
 UNICODE_PATH = 0x7075  # Info-ZIP's extra field: the name in UTF-8, beside a legacy one
+EXTENDED_TIME = 0x5455  # Info-ZIP's extra field: the file's times as Unix times (UTC)
 MOODLE = re.compile(r"^(?P<name>.+?)_(?P<uid>\d+)_assignsubmission_[a-z]+_(?P<file>.*)$")
 CANVAS = re.compile(r"^(?P<name>.+?)(?P<late>_late)?_(?P<uid>\d+)_\d+_(?P<file>.+)$", re.I)
 LAYOUTS = "student_id/assignment/notebook.ipynb, or a Moodle or Canvas download"
@@ -64,6 +77,7 @@ IGNORED = {"__MACOSX", ".ipynb_checkpoints", ".DS_Store", "Thumbs.db"}
 class Entry:
     path: PurePosixPath  # as shown to the user
     read: object  # () -> bytes
+    modified: datetime | None  # when the file was last changed, in UTC (None: not known)
     replaced: bool = False  # a later file of the zip has the same name (and is the one unzipped)
 
 
@@ -100,6 +114,11 @@ class Placed:
     def student(self):
         return self.found.student
 
+    @property
+    def handed_in(self):
+        """When the student handed the notebook in, as far as the file tells: its time."""
+        return self.found.entry.modified
+
 
 def _zip_name(info):
     """The name of zip entry ``info`` as its maker wrote it. Python reads a name without the
@@ -119,13 +138,39 @@ def _zip_name(info):
 def _unicode_path(extra, raw):
     """The name in the Unicode path field (0x7075) of a zip entry's ``extra`` bytes, if it has
     one made for its name ``raw`` (the field holds a CRC-32 of the name it stands for)."""
-    while len(extra) >= 4:
-        kind, size = struct.unpack("<HH", extra[:4])
-        data, extra = extra[4 : 4 + size], extra[4 + size :]
+    for kind, data in _extra_fields(extra):
         if kind == UNICODE_PATH and len(data) > 5 and data[0] == 1:
             if struct.unpack("<L", data[1:5])[0] == zlib.crc32(raw):
                 return data[5:].decode("utf-8")
     return None
+
+
+def _extra_fields(extra):
+    """``(kind, data)`` of each field of a zip entry's ``extra`` bytes."""
+    while len(extra) >= 4:
+        kind, size = struct.unpack("<HH", extra[:4])
+        yield kind, extra[4 : 4 + size]
+        extra = extra[4 + size :]
+
+
+def _zip_time(info):
+    """When zip entry ``info``'s file was last changed, in UTC, as unzip dates the file it
+    writes: by Info-ZIP's extended timestamp (a Unix time) when the entry has one, else by its
+    date and time, which zip tools write in the local time of their machine (read here in this
+    machine's). None when they are not a date."""
+    for kind, data in _extra_fields(info.extra):
+        if kind == EXTENDED_TIME and len(data) >= 5 and data[0] & 1:  # bit 0: the time changed
+            return _utc(struct.unpack("<l", data[1:5])[0])
+    try:
+        return datetime(*info.date_time).astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _utc(seconds):
+    """The Unix time ``seconds`` as a datetime in UTC without time zone (as ``course.stamp``
+    records times)."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(tzinfo=None)
 
 
 def _member(archive, info):
@@ -152,7 +197,7 @@ def _entries(source):
         for path in sorted(source.rglob("*")):
             if path.is_file():
                 rel = PurePosixPath(path.relative_to(source).as_posix())
-                yield Entry(rel, path.read_bytes)
+                yield Entry(rel, path.read_bytes, _utc(path.stat().st_mtime))
     elif zipfile.is_zipfile(source):
         try:
             archive = zipfile.ZipFile(source)
@@ -218,10 +263,14 @@ def _zip_entries(archive):
         if not name.endswith("/"):  # a folder's own entry
             named.setdefault(name, []).append(info)
     for name in sorted(named):
-        *earlier, last = named[name]
-        for info in earlier:
-            yield Entry(PurePosixPath(name), lambda i=info: _member(archive, i), replaced=True)
-        yield Entry(PurePosixPath(name), lambda i=last: _member(archive, i))
+        for info in named[name]:
+            yield _zip_entry(archive, name, info, replaced=info is not named[name][-1])
+
+
+def _zip_entry(archive, name, info, replaced):
+    """The file ``name`` of the open zip ``archive``, its member ``info``."""
+    read = functools.partial(_member, archive, info)
+    return Entry(PurePosixPath(name), read, _zip_time(info), replaced)
 
 
 def _starts_as_a_zip(path):
@@ -508,11 +557,40 @@ def _import(found, report, skip):
             if dest.exists() and dest.read_bytes() == placed.raw:
                 unchanged += 1
                 continue
+            collected_at = course.submitted_at(dest.parent) if dest.exists() else None
+            if _older(placed.handed_in, collected_at):
+                skip(
+                    f"skipped {placed.path}: older than the notebook collected on "
+                    f"{_shown(collected_at)} (this one: {_shown(placed.handed_in)})"
+                )
+                continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(placed.raw)
-            course.stamp(dest.parent)
+            course.stamp(dest.parent, _handed_in_again(placed.handed_in, collected_at))
             imported += 1
     return imported, unchanged
+
+
+def _older(handed_in, collected):
+    """Whether a notebook handed in at ``handed_in`` is older than the one collected at
+    ``collected`` (either None: not known, and not older)."""
+    return handed_in is not None and collected is not None and handed_in < collected
+
+
+def _handed_in_again(handed_in, collected):
+    """The time to record for a notebook handed in at ``handed_in`` (None: not known, taken as
+    now) that replaces one collected at ``collected`` (None: none): later than ``collected``
+    by a microsecond at least, also when the files have the same time, so that the gradebook
+    takes it for a new submission (``gradebook.record`` drops the marks given by hand)."""
+    when = handed_in or datetime.now(timezone.utc).replace(tzinfo=None)
+    if collected is not None and when <= collected:
+        return collected + timedelta(microseconds=1)
+    return when
+
+
+def _shown(when):
+    """``when`` (in UTC) as the instructor reads it."""
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _folded(student):

@@ -5,10 +5,12 @@ zips made on any system), and a bad one is named with what to do about it."""
 
 import copy
 import json
+import os
 import struct
 import unicodedata
 import zipfile
 import zlib
+from datetime import datetime, timezone
 
 import nbformat
 import nbharness as nh
@@ -533,3 +535,79 @@ def test_windows_zip_paths_and_upper_case_suffixes_are_understood(submitted, tmp
     code, _, err = _collect(zipped, capsys)
     assert _notebooks(submitted) == [f"alice/{ONE}/chain_rule.ipynb", f"bob/{ONE}/chain_rule.ipynb"]
     assert (code, err) == (0, [])
+
+
+def _handed_in(path, when):
+    """Give the file at ``path`` the modification time ``when`` (a datetime in UTC)."""
+    seconds = when.replace(tzinfo=timezone.utc).timestamp()
+    os.utime(path, (seconds, seconds))
+
+
+def _shown(when):
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def test_an_older_download_does_not_replace_a_newer_notebook(submitted, tmp_path, capsys):
+    """A file's time is when it was handed in: one older than the notebook collected is
+    skipped (which keeps its time), one newer or of the same time replaces it (and a notebook
+    replaced at the same time is still recorded as handed in again, later)."""
+    blank = nh.student_notebook(ONE)
+    first, second = _answered_otherwise(blank), _answered_otherwise(_answered_otherwise(blank))
+    times = {
+        "alice": (datetime(2026, 11, 3, 8, 0), datetime(2026, 11, 1, 9, 30)),  # older again
+        "bob": (datetime(2026, 11, 1, 9, 0), datetime(2026, 11, 2, 17, 45)),  # newer
+        "carl": (datetime(2026, 11, 2, 12, 0), datetime(2026, 11, 2, 12, 0)),  # the same time
+    }
+    for download, (nb, which) in {"newer": (first, 0), "older": (second, 1)}.items():
+        files = {f"{sid}/{ONE}/chain_rule.ipynb": nb for sid in times}
+        _write(tmp_path / download, files)
+        for sid, when in times.items():
+            _handed_in(tmp_path / download / sid / ONE / "chain_rule.ipynb", when[which])
+
+    assert _collect(tmp_path / "newer", capsys)[0] == 0
+    for sid, (when, _) in times.items():
+        assert course.submitted_at(submitted / sid / ONE) == when
+    code, _, err = _collect(tmp_path / "older", capsys)
+    kept = {sid: nbformat.read(submitted / sid / ONE / "chain_rule.ipynb", 4) for sid in times}
+    assert kept == {"alice": first, "bob": second, "carl": second}
+    assert course.submitted_at(submitted / "alice" / ONE) == times["alice"][0]
+    assert course.submitted_at(submitted / "bob" / ONE) == times["bob"][1]
+    assert course.submitted_at(submitted / "carl" / ONE) > times["carl"][0]
+    assert err == [
+        f"skipped alice/{ONE}/chain_rule.ipynb: older than the notebook collected on "
+        f"{_shown(times['alice'][0])} (this one: {_shown(times['alice'][1])})"
+    ]
+    assert code == 1
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_a_zip_members_time_is_the_one_unzip_gives_its_file(submitted, tmp_path, capsys, extended):
+    """The date and time a zip holds for each file, in the local time of the machine that made
+    it (read in this one's), or Info-ZIP's Unix time beside it when there is one (which unzip
+    takes first)."""
+    blank = nh.student_notebook(ONE)
+    notebooks = [_answered_otherwise(blank), _answered_otherwise(_answered_otherwise(blank))]
+    newer, older = datetime(2026, 11, 3, 8, 0), datetime(2026, 11, 1, 9, 30)
+    zips = []
+    for n, (nb, when) in enumerate(zip(notebooks, (newer, older), strict=True)):
+        # With Info-ZIP's time, the local date and time say the opposite: not the one read.
+        local = (older if n == 0 else newer) if extended else when
+        member = zipfile.ZipInfo(f"alice/{ONE}/chain_rule.ipynb", local.timetuple()[:6])
+        if extended:
+            seconds = int(when.replace(tzinfo=timezone.utc).timestamp())
+            member.extra = struct.pack("<HHBl", 0x5455, 5, 1, seconds)
+        zips.append(tmp_path / f"{n}.zip")
+        with zipfile.ZipFile(zips[-1], "w") as z:
+            z.writestr(member, nbformat.writes(nb))
+    assert _collect(zips[0], capsys)[0] == 0
+    collected = course.submitted_at(submitted / "alice" / ONE)
+    if extended:
+        assert collected == newer
+    code, _, err = _collect(zips[1], capsys)
+    assert nbformat.read(submitted / "alice" / ONE / "chain_rule.ipynb", 4) == notebooks[0]
+    assert course.submitted_at(submitted / "alice" / ONE) == collected
+    assert len(err) == 1 and err[0].startswith(
+        f"skipped alice/{ONE}/chain_rule.ipynb: older than the notebook collected on "
+        f"{_shown(collected)} (this one: "
+    ), err
+    assert code == 1
