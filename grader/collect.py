@@ -14,11 +14,11 @@ Each file is checked on its own; a bad one gets one line on the error stream and
 imported: not a notebook, unreadable JSON, a cell that grading cannot read (without a type or
 a source: ``_cell_problem``), unknown assignment, an invalid student id, the same student twice
 for an assignment (two folders, or two LMS users, for one id), or the first of two files of one
-name in a zip (the later one is imported, as unzip would leave it). A source
-without any notebook is an error, and so is a folder of the course's own (``_course_folder``:
-the repository, a copy of the course, a grading workspace), refused before anything is read.
-Ids are compared without case, also with the students collected before, whose folder keeps its
-spelling.
+name in a zip (the later one is imported, as unzip would leave it). A source without any
+notebook is an error, and so is a folder or zip of the course's own (the repository, a copy of
+the course, a grading workspace: ``_course_folder``, ``_course_zip``), refused before anything
+is read. Ids are compared without case, also with the students collected before, whose folder
+keeps its spelling.
 
 Which notebook of the course a file is, is told by its cells (``cellmatch.owners``: their
 grade_ids, or the sources of the test cells), not by its folder or name; in an LMS download,
@@ -135,6 +135,12 @@ def _zip_name(info):
         return info.filename
 
 
+def _zip_path(info):
+    """The path of zip entry ``info``, its folders parted by ``/`` (a zip made on Windows may
+    part them by backslashes)."""
+    return _zip_name(info).replace("\\", "/")
+
+
 def _unicode_path(extra, raw):
     """The name in the Unicode path field (0x7075) of a zip entry's ``extra`` bytes, if it has
     one made for its name ``raw`` (the field holds a CRC-32 of the name it stands for)."""
@@ -193,7 +199,7 @@ AGAIN = "download or zip it again"
 def _entries(source):
     source = Path(source)
     if source.is_dir():
-        _refuse_course_folder(source)
+        _refuse_the_course(source, _course_folder(source.resolve()))
         for path in sorted(source.rglob("*")):
             if path.is_file():
                 rel = PurePosixPath(path.relative_to(source).as_posix())
@@ -203,6 +209,7 @@ def _entries(source):
             archive = zipfile.ZipFile(source)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise course.UsageError(f"{source}: a damaged zip file ({error}): {AGAIN}") from None
+        _refuse_the_course(source, _course_zip(archive))
         yield from _zip_entries(archive)
     elif not source.exists():
         raise course.UsageError(f"{source}: no such folder or file")
@@ -217,14 +224,14 @@ def _entries(source):
         raise course.UsageError(f"{source}: not a folder or a zip file")
 
 
-def _refuse_course_folder(folder):
-    """Raise ``UsageError`` when ``folder`` is the course's or the grader's own rather than a
-    class's download: its notebooks are laid out as a class's (``solutions/01-chain-rule/``
-    reads as a student named ``solutions``), and would be imported."""
-    what = _course_folder(folder.resolve())
+def _refuse_the_course(source, what):
+    """Raise ``UsageError`` when ``source`` is the course's or the grader's own rather than a
+    class's download (``what`` it is then, else None): its notebooks are laid out as a class's
+    (``solutions/01-chain-rule/`` reads as a student named ``solutions``), and would be
+    imported."""
     if what:
         raise course.UsageError(
-            f"{folder}: {what}, not a class's submissions: SOURCE is the folder or zip the "
+            f"{source}: {what}, not a class's submissions: SOURCE is the folder or zip the "
             f"submissions were downloaded as ({LAYOUTS})"
         )
 
@@ -247,11 +254,26 @@ def _course_folder(folder):
         return "a folder that holds the grading workspace"
     for masters_folder in MASTERS:
         if any((folder / masters_folder).glob("*/*.ipynb")):
-            return f"a copy of the course (its {masters_folder}/ holds the masters)"
+            return _copy_of_the_course(masters_folder)
     for mark in (course.gradebook_file().name, course.LOCK_FILE):
         if (folder / mark).exists():
             return f"a grading workspace (it holds {mark})"
     return None
+
+
+def _course_zip(archive):
+    """What the open zip ``archive`` is when it holds a copy of the course (else None): masters
+    in ``solutions/`` (or nbgrader's ``source/``), at its top or in the one folder that wraps
+    it (a download of the course's repository)."""
+    for info in archive.infolist():
+        parts = PurePosixPath(_zip_path(info)).parts
+        if len(parts) in (3, 4) and parts[-3] in MASTERS and _is_notebook(parts[-1]):
+            return _copy_of_the_course(parts[-3])
+    return None
+
+
+def _copy_of_the_course(masters_folder):
+    return f"a copy of the course (its {masters_folder}/ holds the masters)"
 
 
 def _zip_entries(archive):
@@ -259,7 +281,7 @@ def _zip_entries(archive):
     several), all but the last are ``replaced``, as unzip would leave only the last."""
     named = {}  # {name: [member, in the zip's order]}
     for info in archive.infolist():
-        name = _zip_name(info).replace("\\", "/")  # a zip made on Windows may use backslashes
+        name = _zip_path(info)
         if not name.endswith("/"):  # a folder's own entry
             named.setdefault(name, []).append(info)
     for name in sorted(named):
@@ -281,6 +303,11 @@ def _starts_as_a_zip(path):
             return file.read(4) in ZIP_STARTS
     except OSError:
         return False
+
+
+def _is_notebook(name):
+    """Whether the file ``name`` is a notebook's (``.ipynb``, in any case)."""
+    return name.lower().endswith(".ipynb")
 
 
 def _as_id(text):
@@ -461,7 +488,7 @@ def collect(source, out=print, err=None):
     for entry in _entries(source):
         if any(p in IGNORED or p.startswith(".") for p in entry.path.parts):
             continue
-        if entry.path.suffix.lower() != ".ipynb":
+        if not _is_notebook(entry.path.name):
             skip(f"skipped {entry.path}: not a notebook")
             continue
         if entry.replaced:

@@ -494,6 +494,7 @@ COURSE_NOT_A_CLASS = (
         ("folder in the workspace", "a folder of the grading workspace"),
         ("folder around the workspace", "a folder that holds the grading workspace"),
         ("another workspace", "a grading workspace (it holds grader.lock)"),
+        ("zip of the course", "a copy of the course (its solutions/ holds the masters)"),
     ],
 )
 def test_the_course_or_the_workspace_is_refused_as_a_class(submitted, tmp_path, capsys, kind, what):
@@ -511,11 +512,15 @@ def test_the_course_or_the_workspace_is_refused_as_a_class(submitted, tmp_path, 
         "folder in the workspace": submitted,
         "folder around the workspace": tmp_path,
         "another workspace": tmp_path / "last-term",
+        "zip of the course": tmp_path / "backprop-main.zip",
     }
     _write(tmp_path / "backprop", {f"solutions/{ONE}/chain_rule.ipynb": one})
     _write(tmp_path / "nbgrader-course", {f"source/{ONE}/chain_rule.ipynb": one})
     _write(tmp_path / "last-term", {f"submitted/bob/{ONE}/chain_rule.ipynb": one})
     (tmp_path / "last-term" / course.LOCK_FILE).touch()
+    with zipfile.ZipFile(tmp_path / "backprop-main.zip", "w") as z:
+        for folder in ("notebooks", "solutions"):
+            z.writestr(f"backprop-main/{folder}/{ONE}/chain_rule.ipynb", nbformat.writes(one))
     before = _notebooks(submitted)
     code, out, err = _collect(sources[kind], capsys)
     assert (code, out) == (2, [])
