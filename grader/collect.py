@@ -169,7 +169,7 @@ def _zip_time(info):
             return _utc(struct.unpack("<l", data[1:5])[0])
     try:
         return datetime(*info.date_time).astimezone(timezone.utc).replace(tzinfo=None)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, OSError):
         return None
 
 

@@ -616,3 +616,21 @@ def test_a_zip_members_time_is_the_one_unzip_gives_its_file(submitted, tmp_path,
         f"{_shown(collected)} (this one: "
     ), err
     assert code == 1
+
+
+def test_a_zip_member_without_a_date_replaces_the_notebook_collected(submitted, tmp_path, capsys):
+    """A zip entry whose date is no date (month 0) tells nothing: it is taken as handed in
+    now, after the notebook collected."""
+    blank = nh.student_notebook(ONE)
+    collected_at = datetime(2026, 11, 3, 8, 0)
+    newer = _answered_otherwise(_answered_otherwise(blank))
+    _write(tmp_path / "class", {f"alice/{ONE}/chain_rule.ipynb": _answered_otherwise(blank)})
+    _handed_in(tmp_path / "class" / "alice" / ONE / "chain_rule.ipynb", collected_at)
+    assert _collect(tmp_path / "class", capsys)[0] == 0
+    zipped = tmp_path / "class.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        member = zipfile.ZipInfo(f"alice/{ONE}/chain_rule.ipynb", (1980, 0, 0, 0, 0, 0))
+        z.writestr(member, nbformat.writes(newer))
+    assert _collect(zipped, capsys)[:3:2] == (0, [])
+    assert nbformat.read(submitted / "alice" / ONE / "chain_rule.ipynb", 4) == newer
+    assert course.submitted_at(submitted / "alice" / ONE) > collected_at
