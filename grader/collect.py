@@ -273,6 +273,7 @@ def _course_zip(archive):
 
 
 def _copy_of_the_course(masters_folder):
+    """What a copy of the course is called, by the folder of its masters."""
     return f"a copy of the course (its {masters_folder}/ holds the masters)"
 
 
@@ -430,12 +431,12 @@ def _cell_problem(cell):
         return "is not a JSON object"
     if not isinstance(cell.get("cell_type"), str):
         return "has no cell type"
-    kind = f"({cell['cell_type']})"
+    of_type = f"({cell['cell_type']})"
     if "source" not in cell:
-        return f"{kind} has no source"
+        return f"{of_type} has no source"
     lines = cell["source"] if isinstance(cell["source"], list) else [cell["source"]]
     if not all(isinstance(line, str) for line in lines):
-        return f"{kind} has a source that is not text"
+        return f"{of_type} has a source that is not text"
     return None
 
 
@@ -593,7 +594,7 @@ def _import(found, report, skip):
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(placed.raw)
-            course.stamp(dest.parent, _handed_in_again(placed.handed_in, collected_at))
+            course.stamp(dest.parent, _recorded_time(placed.handed_in, collected_at))
             imported += 1
     return imported, unchanged
 
@@ -604,7 +605,7 @@ def _older(handed_in, collected):
     return handed_in is not None and collected is not None and handed_in < collected
 
 
-def _handed_in_again(handed_in, collected):
+def _recorded_time(handed_in, collected):
     """The time to record for a notebook handed in at ``handed_in`` (None: not known, taken as
     now) that replaces one collected at ``collected`` (None: none): later than ``collected``
     by a microsecond at least, also when the files have the same time, so that the gradebook
