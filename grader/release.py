@@ -15,7 +15,7 @@ import nbformat
 
 from . import nbgrader_parts, progress
 from .course import RELEASE, SOURCE, assignments, command, known, load_config
-from .gradebook import schema_head
+from .gradebook import stamp_without_alembic
 
 
 def canonical(path):
@@ -33,24 +33,14 @@ def canonical(path):
         f.write(nbformat.writes(nb) + "\n")
 
 
-def _schema_version_without_alembic():
-    """Make nbgrader stamp the new gradebook that ``generate_assignment`` makes with
-    ``gradebook.schema_head``, read from its migration scripts, as the workspace's gradebook is
-    (``gradebook.open_gradebook``): nbgrader runs ``alembic heads`` in a new process for it, 3 s
-    of the first assignment's step. Nothing changes when the scripts do not name one head."""
-    import nbgrader.api
-
-    if schema_head() is not None:
-        nbgrader.api.get_alembic_version = schema_head
-
-
 def nbgrader_api(release_dir, workspace_dir):
     """nbgrader's API on a course whose releases go to ``release_dir`` and whose gradebook is
     made in ``workspace_dir``."""
     nbgrader_parts.load()
     from nbgrader.apps import NbGraderAPI
 
-    _schema_version_without_alembic()
+    # its new gradebook, in workspace_dir, is stamped as the workspace's is
+    stamp_without_alembic()
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     Path(workspace_dir).mkdir(parents=True, exist_ok=True)  # nbgrader changes into it
     config = load_config(
