@@ -131,6 +131,8 @@ def grade(job):
     for cell in nb.cells:
         cell.pop("id", None)  # the notebook is nbformat 4.4, without cell ids
     nb.nbformat_minor = 4
+    # The notebook ran in this folder, and may have removed it (or the student's folder above).
+    workdir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, workdir / f"{master.name}.ipynb")
     if outdir.exists():
         shutil.rmtree(outdir)

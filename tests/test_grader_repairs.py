@@ -209,6 +209,27 @@ def test_a_notebook_that_was_never_graded_has_a_row(tiny_master, exported):
     late.unlink()
 
 
+def test_a_notebook_that_removes_its_own_folder_is_graded(tiny_master, exported, tmp_path):
+    """A notebook runs in a folder of its own, where its graded copy is written: one that
+    removes that folder is graded (the folder is made again), not a grader error."""
+
+    def remove_its_folder(nb):
+        nb.cells.append(nbformat.v4.new_code_cell("import os, shutil\nshutil.rmtree(os.getcwd())"))
+
+    path = tmp_path / "class" / "vera" / A / NAME
+    path.parent.mkdir(parents=True)
+    nbformat.write(submission(tiny_master, remove_its_folder), path)
+    assert main(["collect", str(path.parents[2])]) == 0
+    main(["autograde", "--cell-timeout", "10"])  # non-zero: zed's notebook cannot be read
+    assert not failure_path(A, "vera").exists(), failure_path(A, "vera").read_text()
+    assert (course.folder("autograded") / "vera" / A / NAME).exists()
+    export = course.folder("exports") / "vera.csv"
+    assert main(["export", "--to", str(export)]) == 0
+    with open(export, newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["student_id"] == "vera")
+    assert (row["score"], row["flags"]) == ("4", ""), row
+
+
 def test_a_resubmission_keeps_no_mark_given_by_hand_to_the_old_one(tiny_master, exported, tmp_path):
     """A mark a human gave survives grading the same notebook again, not a new notebook: that
     one's cell is flagged for a human instead. The formgrader counts every graded submission
