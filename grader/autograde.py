@@ -11,7 +11,8 @@ Time goes to the notebooks, not around them: a template process that kernels are
 this process plans (with the masters from the grader's cache, see ``master``), each worker has
 the kernel for its next submission started and answering while the current one runs, and this
 process only records results, in one gradebook session, in a thread of low priority while the
-notebooks run (the assignments' cells first).
+notebooks run. The assignments' cells are recorded before any notebook is graded: a gradebook that
+cannot take them stops the run before a graded copy is replaced (``_record_cells``).
 
 One run at a time in a workspace (``course.workspace_lock``, which ``collect`` takes too): a
 second one stops at once and says so.
@@ -267,6 +268,7 @@ def _autograde(ids, jobs_n, limits, force, out, progress):
     pool = _Pool(jobs_n) if force or _probably_work(ids) else None
     try:
         todo, unchanged = plan(ids, limits, force)
+        _record_cells(todo)
         alone = [job for job in todo if job["alone"]]
         todo = [job for job in todo if not job["alone"]]
         if todo and pool is None:
@@ -393,15 +395,22 @@ def _yield_cpu():
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
+def _record_cells(jobs):
+    """Record the cells of the assignments of ``jobs`` in the gradebook
+    (``gradebook.sync_assignment``) before any of them is graded: a gradebook that cannot take
+    them (cells added to or removed from a notebook with submissions, ``gradebook.CellsChanged``;
+    read-only; locked) stops the run with one line before the workers replace a graded copy,
+    which would then no longer be the one the gradebook's grades are for."""
+    for aid in sorted({job["assignment"] for job in jobs}):
+        gradebook.sync_assignment(aid)
+
+
 def _record_all(futures, bar, stop, graded, count_lost=True):
     """The gradebook's side of grading, on the CPU the template and the notebooks leave: it can
-    wait, they cannot. Records the assignments' cells (``gradebook.sync_assignment``: the import
-    of nbgrader's gradebook, half a second of CPU), then each result as it comes in, in one
-    session, into ``graded`` (a ``_Graded``), until every future is done or ``stop`` is set.
-    ``count_lost``: a job lost with its pool moves ``bar`` too."""
+    wait, they cannot. Records each result as it comes in, in one session, into ``graded`` (a
+    ``_Graded``), until every future is done or ``stop`` is set (the cells are recorded before:
+    ``_record_cells``). ``count_lost``: a job lost with its pool moves ``bar`` too."""
     _yield_cpu()
-    for aid in sorted({job["assignment"] for job in futures.values()}):
-        gradebook.sync_assignment(aid)
     pending = set(futures)
     with gradebook.open_gradebook() as gb:
         while pending and not stop.is_set():

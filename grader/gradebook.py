@@ -147,8 +147,8 @@ def sync_assignment(assignment):
     """Record ``assignment``'s notebooks and cells in the gradebook (before its grades) as
     nbgrader's SaveCells does, from the masters in the grader's cache; unless it holds them
     already as its masters have them. Neither nbgrader's preprocessors nor nbconvert are
-    imported (half a second of CPU). ``RuntimeError`` (SaveCells's) when a notebook with
-    submissions would gain or lose cells."""
+    imported (half a second of CPU). ``CellsChanged`` when a notebook with submissions would
+    gain or lose cells (SaveCells refuses them too)."""
     from .master import Master
 
     masters = [Master.load(path, assignment) for path in course.source_notebooks(assignment)]
@@ -174,6 +174,27 @@ def _check_writable(gb):
 
 
 KINDS = ("grade", "solution", "task", "source")  # nbgrader's kinds of cell record
+
+
+class CellsChanged(course.UsageError):
+    """A notebook with submissions in the gradebook whose cells in ``solutions/`` were added,
+    removed or made another kind (nbgrader's SaveCells refuses them too): the gradebook cannot
+    take them, and the message says what to do."""
+
+    def __init__(self, master, recorded, cells):
+        changes = [
+            f"{what} {', '.join(sorted(names))}"
+            for what, names in (("added", cells - recorded), ("removed", recorded - cells))
+            if names
+        ] or ["a cell made another kind"]
+        source = course.SOURCE / master.assignment / f"{master.name}.ipynb"
+        super().__init__(
+            f"{source}: its graded cells changed since its submissions were graded "
+            f"({'; '.join(changes)}), which the gradebook cannot take: put them back as they "
+            f"were, or move {course.gradebook_file()} away and run `{course.command()} "
+            "autograde`, which grades every submission again into a new gradebook (marks "
+            "given by hand are not in it)"
+        )
 
 
 def _cells_to_record(nb):
@@ -229,7 +250,7 @@ def _record_notebook(gb, master):
     """Record ``master``'s notebook and cells in the open gradebook ``gb`` as nbgrader's
     SaveCells preprocessor does (``generate_assignment`` runs it on the graded notebook): a
     notebook without submissions is removed and added again with its kernelspec, keeping its
-    other fields (its id); one with submissions keeps its record, and ``RuntimeError`` when it
+    other fields (its id); one with submissions keeps its record, and ``CellsChanged`` when it
     would gain or lose cells. Each cell is added or updated with the fields
     ``_cells_to_record`` gives it, keeping the others (its id) from the record it had."""
     from nbgrader.api import MissingEntry
@@ -256,14 +277,12 @@ def _record_notebook(gb, master):
     else:
         info = None
         if notebook.submissions:
+            recorded = {c.name for kind in KINDS for c in getattr(notebook, f"{kind}_cells")}
             if any(
                 set(records[kind]) != {c.name for c in getattr(notebook, f"{kind}_cells")}
                 for kind in KINDS
             ):
-                raise RuntimeError(
-                    f"Cannot add or remove cells for notebook '{name}' because there are "
-                    "submissions associated with it"
-                )
+                raise CellsChanged(master, recorded, {gid for r in records.values() for gid in r})
         else:
             info = notebook.to_dict()
             del info["name"]

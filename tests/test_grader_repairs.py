@@ -230,6 +230,36 @@ def test_a_notebook_that_removes_its_own_folder_is_graded(tiny_master, exported,
     assert (row["score"], row["flags"]) == ("4", ""), row
 
 
+def test_a_test_cell_added_after_grading_stops_autograde_before_any_graded_copy_changes(
+    tiny_master, tmp_path, capsys
+):
+    """A test cell added to a notebook in solutions/ after its submissions were graded cannot be
+    recorded in the gradebook (nbgrader's SaveCells refuses it too): autograde says so in one
+    line and what to do (exit code 2) before it grades, so each graded copy stays the one the
+    gradebook's grades are for. With the cell taken out again, feedback has every page."""
+    with tiny.as_the_course(tmp_path) as master:
+        path = tmp_path / "class" / "wes" / A / NAME
+        path.parent.mkdir(parents=True)
+        nbformat.write(submission(master), path)
+        assert main(["collect", str(path.parents[2])]) == 0
+        assert main(["autograde", "-j", "1", "--cell-timeout", "10"]) == 0
+        graded = course.folder("autograded") / "wes" / A / NAME
+        before = graded.read_bytes()
+        source = course.SOURCE / A / NAME
+        original = source.read_bytes()
+        nb = nbformat.read(source, as_version=4)
+        nb.cells.append(tiny._test("extra", "assert True", "assert add(1, 1) == 2", 1))
+        nbformat.write(nb, source)
+        capsys.readouterr()
+        assert main(["autograde", "-j", "1", "--cell-timeout", "10"]) == 2
+        said = capsys.readouterr().err.strip()
+        assert "\n" not in said and "(added test_extra)" in said, said
+        assert graded.read_bytes() == before
+        source.write_bytes(original)
+        assert main(["autograde", "-j", "1", "--cell-timeout", "10"]) == 0
+        assert main(["feedback", "-j", "1"]) == 0
+
+
 def test_a_resubmission_keeps_no_mark_given_by_hand_to_the_old_one(tiny_master, exported, tmp_path):
     """A mark a human gave survives grading the same notebook again, not a new notebook: that
     one's cell is flagged for a human instead. The formgrader counts every graded submission
