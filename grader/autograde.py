@@ -54,8 +54,7 @@ def failure_path(assignment, student):
 
 def _record_failure(job, message):
     path = failure_path(job["assignment"], job["student"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{message}\nkey: {job['key']}\n")
+    course.write_whole(path, f"{message}\nkey: {job['key']}\n")
 
 
 def _ended_its_grader(assignment, student, key=None):
@@ -131,8 +130,7 @@ def _save(gb, result, job):
     result["flags"] += [["manual-mark-dropped", gid] for gid in dropped]
     result["flags"] += [["manual-mark-kept", gid] for gid in kept]
     path = result_path(result["assignment"], result["student"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    course.write_whole(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
     failure_path(result["assignment"], result["student"]).unlink(missing_ok=True)
 
 

@@ -166,6 +166,28 @@ def output_file(to, name):
     return path
 
 
+PART = ".part"  # what ``write_whole`` writes a file as, until it is whole
+
+
+def write_whole(path, text, mode=None):
+    """Write ``text`` to the file ``path`` so that it is never seen half written: into
+    ``.<name>.part`` beside it, then renamed over it (made with permissions ``mode``, else as
+    the process makes files). Ctrl+C, a killed process or an error on the way (a full disk)
+    leaves the file that was there as it was (and no part behind it, but when killed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}{PART}")
+    try:
+        with open(part, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        if mode is not None:
+            os.chmod(part, mode)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
 TIMESTAMP = "timestamp.txt"  # in submitted/<student>/<assignment>/, as nbgrader keeps it
 
 

@@ -29,6 +29,7 @@ put back together, marks given by hand to an earlier submission) or the notebook
 """
 
 import csv
+import io
 
 from . import course, gradebook
 from .autograde import failure_path
@@ -228,11 +229,11 @@ def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
             header = [column for column in header if column not in TOTALS]
             table = [{k: v for k, v in row.items() if k not in TOTALS} for row in table]
     header, table = rename_id(header, table, id_column)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=header, restval="")
-        writer.writeheader()
-        writer.writerows(table)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=header, restval="")
+    writer.writeheader()
+    writer.writerows(table)
+    course.write_whole(path, text.getvalue())  # never half written, to be imported by an LMS
     out(f"wrote {len(table)} row(s) to {path}")
     if attention:
         out(attention)

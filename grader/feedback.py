@@ -27,7 +27,6 @@ Then every file in ``feedback/*/<assignment>/`` is checked for hidden-test lines
 
 import contextlib
 import multiprocessing
-import os
 import re
 import shutil
 import signal
@@ -47,6 +46,7 @@ from .classresults import (
     submissions,
     why_no_grade,
 )
+from .course import write_whole
 from .scrub import Hidden, leaks
 
 nbgrader_parts.load()
@@ -72,25 +72,6 @@ def readable(page):
     of contents named by its grade_id."""
     page = TEST_CELL_LINK.sub(r"\1\2\3", page)
     return page.replace("</head>", WRAP_OUTPUT_LINES + "\n</head>", 1)
-
-
-PART = ".part"  # what ``write_whole`` writes a file as, until it is whole
-
-
-def write_whole(path, text, mode):
-    """Write ``text`` to the file ``path`` (made with permissions ``mode``) so that it is never
-    seen half written: into ``.<name>.part`` beside it, then renamed over it. Ctrl+C or an
-    error on the way leaves the file that was there as it was (and no part behind it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}{PART}")
-    try:
-        with open(part, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(part, mode)
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
 
 
 def keep_only(pages):

@@ -125,9 +125,8 @@ def report(to=None, out=print):
     if not rows:
         raise course.UsageError(nothing_graded())
     data = page.with_suffix(".json")
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(html_page(rows), encoding="utf-8")
-    data.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    course.write_whole(page, html_page(rows))
+    course.write_whole(data, json.dumps(rows, indent=1) + "\n")
     out(text_table(rows))
     ungraded = sum(
         1 for status in statuses.values() for state in status.values() if state != GRADED

@@ -239,3 +239,22 @@ def test_export_refuses_a_file_that_is_not_csv_before_it_writes(
         export.export(to, out=lambda line: None)
     assert sorted(p.name for p in made_up_class.iterdir()) == ["workspace"]
     assert not course.folder("exports").exists()
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_an_export_stopped_while_written_leaves_the_last_file_whole(
+    made_up_class, monkeypatch, stop
+):
+    """Ctrl+C or a full disk while the file is written leaves the last export as it was, never a
+    file cut short that an LMS would import, and no part of the new one beside it."""
+    to = made_up_class / "grades.csv"
+    to.write_text("the last export\n")
+
+    def replace(source, destination):
+        raise stop
+
+    monkeypatch.setattr(course.os, "replace", replace)
+    with pytest.raises(type(stop) if isinstance(stop, OSError) else stop):
+        export.export(to, out=lambda line: None)
+    assert to.read_text() == "the last export\n"
+    assert sorted(p.name for p in made_up_class.iterdir()) == ["grades.csv", "workspace"]

@@ -614,7 +614,7 @@ def test_a_page_is_replaced_only_by_a_whole_one(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(feedback.os, "replace", replace)
+        patch.setattr(course.os, "replace", replace)
         with pytest.raises(KeyboardInterrupt):
             feedback.write_whole(page, "new", 0o644)
     assert [p.name for p in tmp_path.iterdir()] == ["tiny.html"] and page.read_text() == "old"

@@ -1124,3 +1124,31 @@ def test_results_are_recorded_at_low_priority(monkeypatch):
     assert sorted(seen) == [("save", "s1", low), ("save", "s2", low)]
     assert len(graded.results) == 2 and graded.failures == []
     assert priority() == base
+
+
+def test_a_result_written_when_the_disk_is_full_leaves_the_last_one_whole(tmp_path, monkeypatch):
+    """A result that cannot be written whole (a full disk, a killed grader) leaves the last one
+    as it was, which the next run and the export read: a result cut short stopped every later
+    autograde and export with a JSON error."""
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
+    notebook = course.folder("submitted") / "ann" / "a1" / "nb.ipynb"
+    notebook.parent.mkdir(parents=True)
+    notebook.write_text("{}")
+    course.stamp(notebook.parent)
+    monkeypatch.setattr(autograde.gradebook, "record", lambda *args: ([], []))
+    job = {"submitted": str(notebook), "key": "k"}
+
+    def save(score):
+        result = {"student": "ann", "assignment": "a1", "grades": {"t": [score, 1]}, "flags": []}
+        autograde._save(None, result, job)
+
+    save(1.0)
+
+    def full(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(course.os, "replace", full)
+    with pytest.raises(OSError):
+        save(0.0)
+    assert autograde.load_result("a1", "ann")["grades"] == {"t": [1.0, 1]}
+    assert [p.name for p in autograde.result_path("a1", "ann").parent.iterdir()] == ["ann.json"]
