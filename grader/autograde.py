@@ -67,9 +67,18 @@ def _ended_its_grader(assignment, student, key=None):
     return lines[:1] == [LOST] and (key is None or lines[1:2] == [f"key: {key}"])
 
 
+def read_result(path):
+    """The result stored at ``path``; None when there is none, or when it cannot be read (one
+    cut short by a grader killed while writing it, before results were written whole): that
+    submission is graded again."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def load_result(assignment, student):
-    path = result_path(assignment, student)
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_result(result_path(assignment, student))
 
 
 def _key(path, master, limits):

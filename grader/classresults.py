@@ -1,10 +1,8 @@
 """What ``export``, ``report``, ``feedback`` and ``collect`` read: every assignment's masters,
 exercises, submissions and stored results, and what each submission's grade status is."""
 
-import json
-
 from . import course, gradebook
-from .autograde import failure_path
+from .autograde import failure_path, read_result
 from .master import Master
 
 
@@ -59,9 +57,11 @@ def exercises(assignment):
 
 
 def results(assignment):
-    """``{student: result}`` of the last autograde of each submission of ``assignment``."""
+    """``{student: result}`` of the last autograde of each submission of ``assignment`` (one
+    that cannot be read is left out: the next autograde grades it again)."""
     folder = course.folder("results") / assignment
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    stored = {p.stem: read_result(p) for p in sorted(folder.glob("*.json"))}
+    return {student: result for student, result in stored.items() if result is not None}
 
 
 def graded_assignments():

@@ -1152,3 +1152,16 @@ def test_a_result_written_when_the_disk_is_full_leaves_the_last_one_whole(tmp_pa
         save(0.0)
     assert autograde.load_result("a1", "ann")["grades"] == {"t": [1.0, 1]}
     assert [p.name for p in autograde.result_path("a1", "ann").parent.iterdir()] == ["ann.json"]
+
+
+def test_a_result_cut_short_is_graded_again_not_a_json_error(tmp_path, monkeypatch):
+    """A result file cut short (by a grader killed while writing it) is no result: the export
+    and the report leave it out, and autograde plans the submission to be graded again."""
+    from grader import classresults
+
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(tmp_path / "workspace"))
+    path = autograde.result_path("a1", "ann")
+    path.parent.mkdir(parents=True)
+    path.write_text('{\n "assignment": "a1",\n "exercis')
+    assert autograde.load_result("a1", "ann") is None
+    assert classresults.results("a1") == {}
