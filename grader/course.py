@@ -1,6 +1,7 @@
 """Where the course lives: repository folders, the grading workspace, the nbgrader config."""
 
 import contextlib
+import errno
 import os
 import shlex
 import shutil
@@ -171,12 +172,16 @@ PART = ".part"  # what ``write_whole`` writes a file as, until it is whole
 
 def write_whole(path, text, mode=None):
     """Write ``text`` to the file ``path`` so that it is never seen half written: into
-    ``.<name>.part`` beside it, then renamed over it (made with permissions ``mode``, else as
-    the process makes files). Ctrl+C, a killed process or an error on the way (a full disk)
-    leaves the file that was there as it was (and no part behind it, but when killed)."""
+    ``.<name>.<process id>.part`` beside it (a part of its own for each process, so that two
+    commands writing one file at once both finish), then renamed over it (made with
+    permissions ``mode``, else as the process makes files). Ctrl+C, a killed process or an
+    error on the way (a full disk) leaves the file that was there as it was (and no part behind
+    it, but when killed). A folder at ``path`` is ``IsADirectoryError`` naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}{PART}")
+    part = path.with_name(f".{path.name}.{os.getpid()}{PART}")
     try:
         with open(part, "w", encoding="utf-8", newline="") as file:
             file.write(text)

@@ -258,3 +258,24 @@ def test_an_export_stopped_while_written_leaves_the_last_file_whole(
         export.export(to, out=lambda line: None)
     assert to.read_text() == "the last export\n"
     assert sorted(p.name for p in made_up_class.iterdir()) == ["grades.csv", "workspace"]
+
+
+def test_two_exports_to_one_file_at_once_both_finish(made_up_class, monkeypatch):
+    """Another process writing the same file while this export writes it (two exports run at
+    once): each writes a part of its own, and both finish; the file is one of them, whole."""
+    import os
+    import subprocess
+    import sys
+
+    to = made_up_class / "grades.csv"
+    other = "from grader import course; import sys; course.write_whole(sys.argv[1], 'theirs\\n')"
+    replace = os.replace
+
+    def meanwhile(source, destination):
+        subprocess.run([sys.executable, "-c", other, str(to)], check=True)
+        replace(source, destination)
+
+    monkeypatch.setattr(course.os, "replace", meanwhile)
+    export.export(to, out=lambda line: None)
+    assert to.read_text().startswith("student_id,")
+    assert sorted(p.name for p in made_up_class.iterdir()) == ["grades.csv", "workspace"]
