@@ -593,8 +593,11 @@ def _import(found, report, skip):
                 )
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(placed.raw)
+            # Its time first: stopped in between, the old notebook counts as handed in again
+            # (collect again puts the new one in place), never the new one as the old, whose
+            # grades and marks given by hand it would keep.
             course.stamp(dest.parent, _recorded_time(placed.handed_in, collected_at))
+            course.write_whole(dest, placed.raw)
             imported += 1
     return imported, unchanged
 

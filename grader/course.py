@@ -171,7 +171,7 @@ PART = ".part"  # what ``write_whole`` writes a file as, until it is whole
 
 
 def write_whole(path, text, mode=None):
-    """Write ``text`` to the file ``path`` so that it is never seen half written: into
+    """Write ``text`` (or bytes) to the file ``path`` so that it is never seen half written: into
     ``.<name>.<process id>.part`` beside it (a part of its own for each process, so that two
     commands writing one file at once both finish), then renamed over it (made with
     permissions ``mode``, else as the process makes files). Ctrl+C, a killed process or an
@@ -183,8 +183,8 @@ def write_whole(path, text, mode=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}{PART}")
     try:
-        with open(part, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
+        with open(part, "wb") as file:
+            file.write(text if isinstance(text, bytes) else text.encode("utf-8"))
         if mode is not None:
             os.chmod(part, mode)
         os.replace(part, path)

@@ -634,3 +634,29 @@ def test_a_zip_member_without_a_date_replaces_the_notebook_collected(submitted, 
     assert _collect(zipped, capsys)[:3:2] == (0, [])
     assert nbformat.read(submitted / "alice" / ONE / "chain_rule.ipynb", 4) == newer
     assert course.submitted_at(submitted / "alice" / ONE) > collected_at
+
+
+@pytest.mark.parametrize("moment", ["before its time is recorded", "before it is written"])
+def test_collect_stopped_while_it_replaces_a_notebook_is_finished_by_collecting_again(
+    submitted, tmp_path, capsys, monkeypatch, moment
+):
+    """Ctrl+C while collect replaces a student's notebook, then collect again (as it says): the
+    new notebook is in place, recorded as handed in after the old one, so that the gradebook
+    takes it as handed in again (and keeps no mark given by hand to the old one)."""
+    blank = nh.student_notebook(ONE)
+    old, new = _answered_otherwise(blank), _answered_otherwise(_answered_otherwise(blank))
+    path = f"alice/{ONE}/chain_rule.ipynb"
+    for download, nb, when in (("first", old, 1), ("again", new, 2)):
+        _write(tmp_path / download, {path: nb})
+        _handed_in(tmp_path / download / path, datetime(2026, 11, when, 9, 0))
+    assert _collect(tmp_path / "first", capsys)[0] == 0
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(course, "stamp" if moment.endswith("recorded") else "write_whole", stop)
+        assert _collect(tmp_path / "again", capsys)[0] == 130
+    assert _collect(tmp_path / "again", capsys)[0] == 0
+    assert nbformat.read(submitted / path, 4) == new
+    assert course.submitted_at(submitted / "alice" / ONE) >= datetime(2026, 11, 2, 9, 0)
