@@ -267,7 +267,10 @@ def autograde(ids=None, jobs_n=1, limits=None, force=False, out=print, progress=
     # Held for the whole run: a second run would grade the same notebooks in the same folders
     # (and record grader errors for what the first moved away under it).
     with course.workspace_lock("autograde"):
-        return _autograde(ids, jobs_n, limits, force, out, progress)
+        try:
+            return _autograde(ids, jobs_n, limits, force, out, progress)
+        finally:
+            course.remove_grading_folders()  # of notebooks whose workers were killed
 
 
 def _autograde(ids, jobs_n, limits, force, out, progress):

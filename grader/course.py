@@ -193,6 +193,24 @@ def write_whole(path, text, mode=None):
         raise
 
 
+GRADING = ".grading"  # what a notebook's graded copy's folder is named while it is graded
+
+
+def grading_folder(graded):
+    """The folder where the submission whose graded copy goes to folder ``graded``
+    (``autograded/<student>/<assignment>``) is graded, beside it and hidden: it replaces
+    ``graded`` only when done (``worker.grade``)."""
+    graded = Path(graded)
+    return graded.with_name(f".{graded.name}{GRADING}")
+
+
+def remove_grading_folders():
+    """Remove what grading that was stopped left of the folders notebooks were graded in (their
+    workers killed by Ctrl+C, or by a notebook): only while no autograde runs."""
+    for leftover in folder("autograded").glob(f"*/.*{GRADING}"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 TIMESTAMP = "timestamp.txt"  # in submitted/<student>/<assignment>/, as nbgrader keeps it
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import runner
+from . import course, runner
 from .master import grade_id
 from .sanitize import sanitize
 from .scoring import ask_for_a_human, summarise
@@ -103,7 +103,7 @@ def grade(job):
     outdir = Path(job["outdir"])
     # Graded in a folder of its own, which replaces the last graded copy only when done: a run
     # stopped half-way leaves the last copy as it was.
-    workdir = outdir.with_name(f".{outdir.name}.grading")
+    workdir = course.grading_folder(outdir)
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)

@@ -732,8 +732,8 @@ def test_ctrl_c_stops_grading_cleanly_and_the_next_run_grades_the_rest(grading_r
     """Ctrl+C reaches the grader's whole process group, as from a terminal. The grader stops
     within seconds with one line and code 130, no traceback; its workers, template and kernels
     are gone and nothing is left in the temporary folder; the results recorded before stay,
-    the notebooks that were running are not recorded (no false dead-kernel), and the next run
-    grades those."""
+    the notebooks that were running are not recorded (no false dead-kernel), nor is what was
+    left of the folders they were graded in, and the next run grades those."""
     import signal
     import time
 
@@ -766,6 +766,7 @@ def test_ctrl_c_stops_grading_cleanly_and_the_next_run_grades_the_rest(grading_r
     assert "interrupted:" in out and "Traceback" not in err, err[-3000:]
     assert not _running(everyone), _described(_running(everyone))
     assert list(temporary.iterdir()) == []
+    assert not list(workspace.glob("autograded/*/.*.grading")), "folders graded in"
     recorded = {path.stem for path in results.glob("*.json")}
     assert recorded and not recorded & set(slow)
     done = subprocess.run(command, env=env, capture_output=True, text=True)
