@@ -46,3 +46,20 @@ def test_a_stub_is_named_as_work_to_do():
     assert line == (
         "Your Affine.forward is not implemented yet: fill it in above, then run this cell again."
     )
+
+
+class Relu:
+    def backward(self, dout):
+        return None  # a forgotten return: it raises nothing itself
+
+
+def test_names_them_all_when_the_cell_fails_on_what_one_returned():
+    """The cell unpacks or formats a result and fails there: none of the learner's frames
+    raised, and naming the first of them would blame a right answer."""
+    try:
+        dx, dw = Relu().backward(1.0)
+    except TypeError as exc:
+        line = what_raised(exc, MulLayer, Relu, apple_orange_graph)
+    assert line.startswith("This cell stopped with TypeError: cannot unpack non-iterable"), line
+    assert "your MulLayer, Relu or apple_orange_graph returned" in line
+    assert "Your MulLayer raised" not in line and "\n" not in line
