@@ -192,3 +192,27 @@ def test_alternative_correct_answers_pass_the_hidden_tests_too(fixture):
         if isinstance(key, str) and h.exercise_of(key, exercises) == fixture.exercise
     }
     assert not mine, f"rejected by the hidden tests:\n{next(iter(mine.values()), '')[:2000]}"
+
+
+# Wrong answers whose results the demonstration cells (the cells that are not tests) cannot use:
+# those cells must still run, on the library's version or with one line saying what is wrong,
+# since a learner runs the notebook top to bottom before every answer is right.
+UNUSABLE = {
+    "05-training-loop/accuracy__returns_nothing",
+    "05-training-loop/train__returns_nothing",
+}
+UNUSABLE_FIXTURES = [f for f in FIXTURES if f.id in UNUSABLE]
+
+
+@pytest.mark.parametrize("fixture", UNUSABLE_FIXTURES, ids=[f.id for f in UNUSABLE_FIXTURES])
+def test_demonstration_cells_run_with_a_wrong_answer(fixture):
+    nb = h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source})
+    errors = h.cell_errors(h.execute_in_copy(fixture.assignment, nb))
+    stray = {
+        key: text
+        for key, text in errors.items()
+        if not (isinstance(key, str) and key.startswith("test_"))
+    }
+    assert not stray, "cells that are not tests failed:\n" + "\n".join(
+        f"cell {key}: {text[:1500]}" for key, text in stray.items()
+    )
