@@ -64,6 +64,18 @@ def test_not_implemented(layer):
     assert_names(diagnosis("dW", None, layer["dW"]), "not-implemented")
 
 
+def test_a_result_of_none_is_told_to_be_returned(layer):
+    """None is what an answer gives that computes the gradient and forgets to return it: "not
+    implemented yet" would tell the learner to write what is already there."""
+    assert_names(diagnosis("dW", None, layer["dW"]), "not-implemented", "is None", "return")
+
+
+def test_a_flattened_gradient_is_told_to_keep_the_shape():
+    expected = np.arange(1.0, 7.0).reshape(2, 3)
+    mistake = diagnosis("numerical_gradient on shape (2, 3)", list(expected.ravel()), expected)
+    assert_names(mistake, "wrong-shape", "the right number of entries", "reshape it to (2, 3)")
+
+
 def test_unsummed_bias_gradient_names_the_axis(layer):
     db = layer["delta"]  # forgot .sum(axis=0)
     assert_names(

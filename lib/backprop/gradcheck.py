@@ -421,6 +421,11 @@ def _shape_advice(name, got_shape, ref_shape):
             return "wrong-shape", (
                 f"{head}: an axis of length 1 is missing; keep it (do not sum or index it away)."
             )
+    if len(got_shape) != len(ref_shape) and np.prod(got_shape) == np.prod(ref_shape) != 1:
+        return "wrong-shape", (
+            f"{head}: the right number of entries in another shape; build it shaped like the "
+            f"array it belongs to (np.zeros(x.shape)), or reshape it to {ref_shape}."
+        )
     if ref_shape == ():
         return "wrong-shape", f"{head}: one number is expected; add the parts up into it."
     if len(got_shape) == len(ref_shape) + 1 and got_shape[1:] == ref_shape:
@@ -439,9 +444,16 @@ def _as_array(name, got):
         try:
             got = got()
         except NotImplementedError:
-            got = None
-    if got is None or got is NotImplemented:
+            got = NotImplemented
+    if got is NotImplemented:
         fail(name, "not-implemented", f"{name} is not implemented yet: fill in the answer cell.")
+    if got is None:  # an answer that ends without return, or the empty body of a stub
+        fail(
+            name,
+            "not-implemented",
+            f"{name} is None: fill in the answer cell, and return the result (a function that "
+            "ends without return gives None).",
+        )
     try:
         arr = np.asarray(got)
     except Exception:  # ragged lists and the like
