@@ -406,3 +406,12 @@ def test_kept_inputs_names_an_argument_changed_in_place(rng):
 def test_a_numerical_gradient_of_the_wrong_things_says_what_to_pass(f, x, says):
     with pytest.raises(TypeError, match=re.escape(says)):
         numerical_gradient(f, x)
+
+
+def test_a_bias_gradient_summed_over_the_wrong_axes_names_the_batch_axis(layer):
+    """db summed over the outputs has one entry per sample, and summed over everything is one
+    number: both are told to sum over axis 0, when the batch size is known."""
+    wrong_axis = diagnosis("db", layer["delta"].sum(axis=1), layer["db"], batch_size=N)
+    assert_names(wrong_axis, "summed-wrong-axis", "one entry per sample", "axis=0")
+    everything = diagnosis("db", layer["delta"].sum(), layer["db"], batch_size=N)
+    assert_names(everything, "wrong-shape", "summed into one number", "axis=0")

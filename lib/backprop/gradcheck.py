@@ -411,9 +411,21 @@ def fail(name, mistake, sentence, detail=""):
     raise GradientMistake(f"{sentence}{detail} {TAG.format(mistake)}", mistake, name)
 
 
-def _shape_advice(name, got_shape, ref_shape):
-    """(key, sentence) for an answer of the wrong shape, naming the axis or the transpose."""
+def _shape_advice(name, got_shape, ref_shape, n=None):
+    """(key, sentence) for an answer of the wrong shape, naming the axis or the transpose.
+    ``n``, the batch size when known, recognises a sum over the wrong axis or over all of them."""
     head = f"{name} has shape {got_shape}; expected {ref_shape}"
+    if n is not None and len(ref_shape) == 1 and ref_shape != (n,):
+        if got_shape == (n,):
+            return "summed-wrong-axis", (
+                f"{head}: one entry per sample; sum over the batch axis (axis=0), which leaves "
+                "one entry per output unit."
+            )
+        if got_shape == ():
+            return "wrong-shape", (
+                f"{head}: everything was summed into one number; sum over the batch axis only "
+                "(axis=0), which leaves one entry per output unit."
+            )
     if tuple(d for d in got_shape if d != 1) == tuple(d for d in ref_shape if d != 1):
         if len(got_shape) > len(ref_shape):
             return "wrong-shape", f"{head}: drop the extra axis of length 1 (keepdims, or reshape)."
@@ -497,7 +509,7 @@ def check_gradient(
     arr = _as_array(name, got)
     ref = np.asarray(expected, dtype=np.float64)
     if arr.shape != ref.shape:
-        key, sentence = _shape_advice(name, arr.shape, ref.shape)
+        key, sentence = _shape_advice(name, arr.shape, ref.shape, batch_size)
         fail(name, key, sentence)
     if not np.issubdtype(arr.dtype, np.floating):
         fail(
