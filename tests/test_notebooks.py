@@ -218,3 +218,17 @@ def test_demonstration_cells_run_with_a_wrong_answer(fixture):
     assert not stray, "cells that are not tests failed:\n" + "\n".join(
         f"cell {key}: {text[:1500]}" for key, text in stray.items()
     )
+
+
+def test_bill_explorer_falls_back_to_the_library_when_the_graph_returns_nothing():
+    """The explorer needs a price and five gradients: given an apple_orange_graph that returns
+    None, it showed an error where the picture belongs; the library's layers step in instead."""
+    path = h.FIXTURES / "02-computation-graphs" / "apple_orange_graph__returns_nothing.py"
+    fixture = h.load_fixture(path)
+    nb = h.execute_in_copy(
+        fixture.assignment,
+        h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source}),
+    )
+    (cell,) = [c for c in nb.cells if "apple_orange_explorer(" in c.source]
+    said = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+    assert "the library's layers compute the numbers" in said, said
