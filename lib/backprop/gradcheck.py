@@ -352,6 +352,9 @@ CANDIDATE_ADVICE = {
     "loss of every small probability y by about 1e-7 / y; take the log of the probability as it "
     "is, or clip with np.maximum(y, np.finfo(float).tiny) (a stable softmax gives exactly 0 only "
     "to a score more than about 745 below the largest).",
+    "not-sent-through-weights": "{name} leaves out the weights: a hidden unit's error term is "
+    "the output error term sent back through that unit's weight, times its activation "
+    "derivative, output_error_term * w_ho * sigma'(h).",
     "missing-learnrate": "{name} is the error term times the input without the learning rate.",
     # numerical derivatives
     "forward-difference": "{name} matches the forward difference (f(x + h) - f(x)) / h, whose "
