@@ -390,6 +390,8 @@ CANDIDATE_ADVICE = {
     "missing-target": "{name} is still what the post computes: the output gradient 2 * p "
     "leaves out the target; the derivative of (p - target)**2 is 2 * (p - target).",
     "loss-divided-twice": "{name} is divided by the batch size twice: a mean already divides by N.",
+    "target-not-subtracted": "{name} is the softmax output alone: the gradient is (y - T) / N, "
+    "so subtract 1 at each sample's label, dx[np.arange(N), t] -= 1, before dividing by N.",
     "softmax-wrong-axis": "{name} comes from a softmax over the wrong axis: each sample's scores, "
     "a row, make one distribution; take the max and the sum over axis=1 with keepdims=True.",
     "ignores-lr": "{name} moves by the whole gradient: multiply it by the learning rate lr.",
