@@ -232,3 +232,17 @@ def test_bill_explorer_falls_back_to_the_library_when_the_graph_returns_nothing(
     (cell,) = [c for c in nb.cells if "apple_orange_explorer(" in c.source]
     said = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
     assert "the library's layers compute the numbers" in said, said
+
+
+def test_layer_check_names_the_layers_when_a_backward_returns_nothing():
+    """The last check of notebook 2 printed "relative error dx: nan" for a Relu.backward that
+    returns None; it says which layers to look at instead."""
+    path = h.FIXTURES / "02-computation-graphs" / "Relu__returns_nothing.py"
+    fixture = h.load_fixture(path)
+    nb = h.execute_in_copy(
+        fixture.assignment,
+        h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source}),
+    )
+    (cell,) = [c for c in nb.cells if "def run(x, w):" in c.source]
+    said = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+    assert "nan" not in said and "your Relu, MulLayer or Sigmoid returned" in said, said
