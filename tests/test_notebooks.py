@@ -220,29 +220,27 @@ def test_demonstration_cells_run_with_a_wrong_answer(fixture):
     )
 
 
-def test_bill_explorer_falls_back_to_the_library_when_the_graph_returns_nothing():
-    """The explorer needs a price and five gradients: given an apple_orange_graph that returns
-    None, it showed an error where the picture belongs; the library's layers step in instead."""
-    path = h.FIXTURES / "02-computation-graphs" / "apple_orange_graph__returns_nothing.py"
-    fixture = h.load_fixture(path)
+def _printed_with(name, marker):
+    """What the cell whose source holds ``marker`` printed, in notebook 2 run with the wrong
+    answer of fixture ``name``."""
+    fixture = h.load_fixture(h.FIXTURES / "02-computation-graphs" / name)
     nb = h.execute_in_copy(
         fixture.assignment,
         h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source}),
     )
-    (cell,) = [c for c in nb.cells if "apple_orange_explorer(" in c.source]
-    said = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+    (cell,) = [c for c in nb.cells if marker in c.source]
+    return "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+
+
+def test_bill_explorer_falls_back_to_the_library_when_the_graph_returns_nothing():
+    """The explorer needs a price and five gradients: given an apple_orange_graph that returns
+    None, it showed an error where the picture belongs; the library's layers step in instead."""
+    said = _printed_with("apple_orange_graph__returns_nothing.py", "apple_orange_explorer(")
     assert "the library's layers compute the numbers" in said, said
 
 
 def test_layer_check_names_the_layers_when_a_backward_returns_nothing():
     """The last check of notebook 2 printed "relative error dx: nan" for a Relu.backward that
     returns None; it says which layers to look at instead."""
-    path = h.FIXTURES / "02-computation-graphs" / "Relu__returns_nothing.py"
-    fixture = h.load_fixture(path)
-    nb = h.execute_in_copy(
-        fixture.assignment,
-        h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source}),
-    )
-    (cell,) = [c for c in nb.cells if "def run(x, w):" in c.source]
-    said = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+    said = _printed_with("Relu__returns_nothing.py", "def run(x, w):")
     assert "nan" not in said and "your Relu, MulLayer or Sigmoid returned" in said, said
