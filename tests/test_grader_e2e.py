@@ -167,13 +167,13 @@ def test_report_counts_what_was_planted(graded_course):
     counts = {(r["assignment"], r["exercise"]): r["mistakes"] for r in rows}
     planted = {}
     for aid, _, fixtures, _ in graded_course.values():
-        for name, expect in (fixtures or {}).items():
+        if fixtures is None:  # handed in blank: every exercise is not implemented
+            fixtures = {r["exercise"]: "not-implemented" for r in rows if r["assignment"] == aid}
+        for name, expect in fixtures.items():
             if expect != "pass":
                 planted[(aid, name, expect)] = planted.get((aid, name, expect), 0) + 1
     for (aid, name, key), n in planted.items():
         assert counts[(aid, name)].get(key) == n, (aid, name, key, counts[(aid, name)])
-    blank = {r["exercise"]: r["mistakes"].get("not-implemented", 0) for r in rows}
-    assert all(n >= 1 for n in blank.values()), blank
 
 
 def test_formgrader_lists_the_workspace(graded_course):
