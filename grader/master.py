@@ -15,7 +15,6 @@ belongs to, and the hidden-test lines that must never reach a learner.
 import copy
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,9 +133,7 @@ def _cached_build(source_path, assignment):
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob(f"{assignment}--{name}--*.json"):
             old.unlink()  # built from an older source
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps({"graded": graded, "released": released}), encoding="utf-8")
-        os.replace(partial, path)
+        course.write_whole(path, json.dumps({"graded": graded, "released": released}))
     except OSError:
         pass  # a cache folder that cannot be written: built each time
     return graded, released
