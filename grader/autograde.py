@@ -129,18 +129,45 @@ def plan(ids, limits, force=False):
     return jobs, unchanged
 
 
+def dropped_path(assignment, student):
+    """Where grading notes the cells whose mark given by hand the gradebook is about to drop,
+    until the result that names them is written (``_save``)."""
+    return result_path(assignment, student).with_suffix(".dropped")
+
+
 def _save(gb, result, job):
-    old = load_result(result["assignment"], result["student"]) or {}
+    """Record ``result`` in the gradebook ``gb``, then write it, flagged with the marks given by
+    hand that were dropped or kept. The cells whose mark is dropped are noted before the
+    gradebook commits: a grader that dies before the result is written finds them there when
+    it grades the notebook again (the gradebook then holds the new notebook's time, so it no
+    longer tells that the marks were dropped)."""
+    aid, student = result["assignment"], result["student"]
+    old = load_result(aid, student) or {}
+    note = dropped_path(aid, student)
     dropped_before = {
         where for kind, where in old.get("flags", []) if kind == "manual-mark-dropped"
     }
+    dropped_before |= set(_read_note(note))
     timestamp = course.submitted_at(Path(job["submitted"]).parent)
     dropped, kept = gradebook.record(gb, result, timestamp, dropped_before)
+    if dropped:
+        course.write_whole(note, json.dumps(dropped) + "\n")
+    gb.db.commit()
     result["flags"] += [["manual-mark-dropped", gid] for gid in dropped]
     result["flags"] += [["manual-mark-kept", gid] for gid in kept]
-    path = result_path(result["assignment"], result["student"])
-    course.write_whole(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
-    failure_path(result["assignment"], result["student"]).unlink(missing_ok=True)
+    course.write_whole(
+        result_path(aid, student), json.dumps(result, indent=1, sort_keys=True) + "\n"
+    )
+    note.unlink(missing_ok=True)
+    failure_path(aid, student).unlink(missing_ok=True)
+
+
+def _read_note(path):
+    """The grade_ids noted at ``path`` (``dropped_path``); none when there is no note."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
 
 
 class GradingInterrupted(KeyboardInterrupt):

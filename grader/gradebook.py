@@ -306,7 +306,8 @@ def record(gb, result, timestamp, dropped_before=()):
     result named) until it is marked again. A cell that keeps its mark is flagged for review
     too, as nbgrader does: the mark may not fit the new automatic score. Returns ``(dropped,
     kept)``: the grade_ids of the cells whose mark was dropped (or still is), and of those
-    with a mark kept."""
+    with a mark kept. The caller commits (``gb.db.commit()``), once it has noted them where a
+    grader that dies next still finds them (``autograde._save``)."""
     from nbgrader.api import MissingEntry
 
     sid, aid, nb_id = result["student"], result["assignment"], result["notebook"]
@@ -333,7 +334,6 @@ def record(gb, result, timestamp, dropped_before=()):
         grade.needs_manual_grade = (
             score is None or grade.manual_score is not None or bool(manual) or gid in dropped
         )
-    gb.db.commit()
     return dropped, kept
 
 

@@ -260,6 +260,30 @@ def test_a_test_cell_added_after_grading_stops_autograde_before_any_graded_copy_
         assert main(["feedback", "-j", "1"]) == 0
 
 
+def _hand_in(tmp_path, master, student, answers, name):
+    """Collect ``student``'s notebook with ``answers`` (from folder ``name``) and autograde."""
+    path = tmp_path / name / student / A / NAME
+    path.parent.mkdir(parents=True)
+    nbformat.write(submission(master, answers=answers), path)
+    assert main(["collect", str(path.parents[2])]) == 0
+    main(["autograde", "--cell-timeout", "10"])  # non-zero: zed's notebook cannot be read
+
+
+def _exported_row(student):
+    path = course.folder("exports") / f"{student}.csv"
+    assert main(["export", "--to", str(path)]) == 0
+    with open(path, newline="") as f:
+        return next(r for r in csv.DictReader(f) if r["student_id"] == student)
+
+
+def _mark_by_hand(student, score):
+    from grader import gradebook
+
+    with gradebook.open_gradebook() as gb:
+        gb.find_grade("test_add", tiny.NOTEBOOK, A, student).manual_score = score
+        gb.db.commit()
+
+
 def test_a_resubmission_keeps_no_mark_given_by_hand_to_the_old_one(tiny_master, exported, tmp_path):
     """A mark a human gave survives grading the same notebook again, not a new notebook: that
     one's cell is flagged for a human instead. The formgrader counts every graded submission
@@ -267,17 +291,10 @@ def test_a_resubmission_keeps_no_mark_given_by_hand_to_the_old_one(tiny_master, 
     from grader import gradebook
 
     def hand_in(answers, name):
-        path = tmp_path / name / "rita" / A / NAME
-        path.parent.mkdir(parents=True)
-        nbformat.write(submission(tiny_master, answers=answers), path)
-        assert main(["collect", str(path.parents[2])]) == 0
-        main(["autograde", "--cell-timeout", "10"])  # non-zero: zed's notebook cannot be read
+        _hand_in(tmp_path, tiny_master, "rita", answers, name)
 
     def row():
-        path = course.folder("exports") / "rita.csv"
-        assert main(["export", "--to", str(path)]) == 0
-        with open(path, newline="") as f:
-            return next(r for r in csv.DictReader(f) if r["student_id"] == "rita")
+        return _exported_row("rita")
 
     def stored_timestamp():
         with gradebook.open_gradebook() as gb:
@@ -286,9 +303,7 @@ def test_a_resubmission_keeps_no_mark_given_by_hand_to_the_old_one(tiny_master, 
     hand_in(tiny.CORRECT, "first")
     folder = course.folder("submitted") / "rita" / A
     assert course.submitted_at(folder) == stored_timestamp()
-    with gradebook.open_gradebook() as gb:
-        gb.find_grade("test_add", tiny.NOTEBOOK, A, "rita").manual_score = 0.5
-        gb.db.commit()
+    _mark_by_hand("rita", 0.5)
     main(["autograde", "--force", "--cell-timeout", "10"])  # the same notebook again
     kept = row()
     assert kept["score"] == "3.5" and kept["flags"] == "manual-mark-kept(test_add)", kept
@@ -303,9 +318,7 @@ def test_a_resubmission_keeps_no_mark_given_by_hand_to_the_old_one(tiny_master, 
     still = row()
     assert still["flags"] == "manual-mark-dropped(test_add)", still
     assert still["needs_manual_grade"] == "yes", still
-    with gradebook.open_gradebook() as gb:
-        gb.find_grade("test_add", tiny.NOTEBOOK, A, "rita").manual_score = 1.0
-        gb.db.commit()
+    _mark_by_hand("rita", 1.0)
     main(["autograde", "--force", "--cell-timeout", "10"])
     assert row()["flags"] == "manual-mark-kept(test_add)"
 
@@ -349,3 +362,35 @@ def test_a_notebook_handed_in_again_shows_no_grade_until_graded(
     assert "not counted: 2 submission(s) without a grade of their own" in capsys.readouterr().out
     main(["autograde", "--cell-timeout", "10"])
     assert row()["score"] == "2"
+
+
+def test_a_dropped_mark_stays_flagged_when_the_grader_dies_before_writing_the_result(
+    tiny_master, exported, tmp_path, monkeypatch
+):
+    """A grader that dies after the gradebook dropped a mark given by hand (the notebook came
+    in again) but before the result naming it was written: graded again, the cell still waits
+    for a human. The gradebook holds the new notebook's time by then, so only what the grader
+    noted before that commit can tell that the mark was dropped."""
+    from grader import autograde
+
+    _hand_in(tmp_path, tiny_master, "kim", tiny.CORRECT, "first")
+    _mark_by_hand("kim", 0.5)
+    write_whole = course.write_whole
+
+    def dies_at_the_result(path, *args, **kwargs):
+        if path == autograde.result_path(A, "kim"):
+            raise OSError("the grader died here")
+        return write_whole(path, *args, **kwargs)
+
+    monkeypatch.setattr(course, "write_whole", dies_at_the_result)
+    _hand_in(
+        tmp_path, tiny_master, "kim", tiny.CORRECT | {"relu_backward": tiny.SIGN_FLIPPED}, "new"
+    )
+    monkeypatch.setattr(course, "write_whole", write_whole)
+    main(["autograde", "--cell-timeout", "10"])  # graded again: its last grading failed
+    row = _exported_row("kim")
+    assert row["flags"] == "manual-mark-dropped(test_add)", row
+    assert row["needs_manual_grade"] == "yes", row
+    _mark_by_hand("kim", 1.0)
+    main(["autograde", "--force", "--cell-timeout", "10"])
+    assert _exported_row("kim")["flags"] == "manual-mark-kept(test_add)"
