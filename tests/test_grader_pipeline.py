@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import types
 import warnings
 import zipfile
 from pathlib import Path
@@ -1138,10 +1139,11 @@ def test_a_result_written_when_the_disk_is_full_leaves_the_last_one_whole(tmp_pa
     course.stamp(notebook.parent)
     monkeypatch.setattr(autograde.gradebook, "record", lambda *args: ([], []))
     job = {"submitted": str(notebook), "key": "k"}
+    gb = types.SimpleNamespace(db=types.SimpleNamespace(commit=lambda: None))
 
     def save(score):
         result = {"student": "ann", "assignment": "a1", "grades": {"t": [score, 1]}, "flags": []}
-        autograde._save(None, result, job)
+        autograde._save(gb, result, job)
 
     save(1.0)
 
