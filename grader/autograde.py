@@ -11,8 +11,9 @@ Time goes to the notebooks, not around them: a template process that kernels are
 this process plans (with the masters from the grader's cache, see ``master``), each worker has
 the kernel for its next submission started and answering while the current one runs, and this
 process only records results, in one gradebook session, in a thread of low priority while the
-notebooks run. The assignments' cells are recorded before any notebook is graded: a gradebook that
-cannot take them stops the run before a graded copy is replaced (``_record_cells``).
+notebooks run. The assignments' cells are recorded while the first notebooks run, and a worker
+replaces a graded copy only once they are: a gradebook that cannot take them stops the run before
+any graded copy is replaced (``_record_cells``).
 
 One run at a time in a workspace (``course.workspace_lock``, which ``collect`` takes too): a
 second one stops at once and says so.
@@ -178,15 +179,15 @@ class GradingInterrupted(KeyboardInterrupt):
         self.recorded = recorded
 
 
-def _worker_init(template, inherited=()):
+def _worker_init(template, inherited=(), cells_recorded=None):
     """Runs first in a new worker (see ``children``; the grader handles Ctrl+C and ends the
     workers, ``_Pool.abort``). ``inherited``: file descriptors of this process's that a forked
     worker must not keep open (the template's standard input: the template exits when the
-    grader closes it; the workspace lock)."""
+    grader closes it; the workspace lock). ``cells_recorded``: see ``worker.prepare``."""
     children.start(inherited)
     from .worker import prepare
 
-    prepare(template)
+    prepare(template, cells_recorded)
 
 
 class _Pool:
@@ -195,6 +196,9 @@ class _Pool:
 
     Where there is a template (Linux), the workers are forked from this process too: they start
     with its imports done (a spawned worker spends 0.5 s of CPU importing them again).
+
+    ``cells_recorded``: an event the workers wait for before they replace a graded copy (see
+    ``_grade_all``).
     """
 
     def __init__(self, jobs_n):
@@ -202,7 +206,10 @@ class _Pool:
 
         before = {process.pid for process in multiprocessing.active_children()}
         self.template = Template(env=runner.kernel_env())  # first: its imports take longest
+        self.ended = False
         forked = self.template.address is not None
+        context = multiprocessing.get_context("fork" if forked else "spawn")
+        self.cells_recorded = context.Event()
         if forked:
             # What every worker imports and looks up, done once here instead of once per worker,
             # and frozen while they are forked: their garbage collections then leave it alone
@@ -215,9 +222,9 @@ class _Pool:
         inherited = self.template.inherited() + course.held_locks() if forked else ()
         self.executor = ProcessPoolExecutor(
             max_workers=jobs_n,
-            mp_context=multiprocessing.get_context("fork" if forked else "spawn"),
+            mp_context=context,
             initializer=_worker_init,
-            initargs=(self.template.address or False, inherited),
+            initargs=(self.template.address or False, inherited, self.cells_recorded),
         )
         for _ in range(jobs_n):
             self.executor.submit(children.started)  # the first submit forks every worker
@@ -228,8 +235,9 @@ class _Pool:
         self.workers = {p.pid for p in multiprocessing.active_children()} - before
 
     def close(self):
-        self.executor.shutdown(cancel_futures=True)
-        self._end_template()
+        if not self.ended:
+            self.executor.shutdown(cancel_futures=True)
+            self._end_template()
 
     def _end_template(self):
         """End the template and every kernel, then remove what is left of the kernel folders of
@@ -247,6 +255,7 @@ class _Pool:
         were doing. The workers are killed first: from Python 3.12 a pool that broke holds the
         lock ``shutdown`` takes while it waits for them, and one that survived its SIGTERM
         would be waited for ever."""
+        self.ended = True
         workers = multiprocessing.active_children()
         for worker in workers:
             worker.kill()
@@ -305,12 +314,16 @@ def _autograde(ids, jobs_n, limits, force, out, progress):
     pool = _Pool(jobs_n) if force or _probably_work(ids) else None
     try:
         todo, unchanged = plan(ids, limits, force)
-        _record_cells(todo)
         alone = [job for job in todo if job["alone"]]
         todo = [job for job in todo if not job["alone"]]
         if todo and pool is None:
             pool = _Pool(jobs_n)
-        graded = _grade_all(pool.executor, todo, jobs_n, progress) if todo else _Graded()
+        if todo:
+            cells = todo + alone
+            graded = _grade_all(pool, todo, jobs_n, progress, lambda: _record_cells(cells))
+        else:
+            _record_cells(alone)
+            graded = _Graded()
         if not force:
             graded.failures += [
                 (f"{job['student']}/{job['assignment']}", STILL_LOST) for job in alone
@@ -402,7 +415,7 @@ def _grade_apart(batches, graded, jobs_n, progress):
             batch = batches.pop(0)
             pool = _Pool(min(jobs_n, len(batch)))
             try:
-                again = _grade_all(pool.executor, batch, min(jobs_n, len(batch)), progress, bar)
+                again = _grade_all(pool, batch, min(jobs_n, len(batch)), progress, bar=bar)
             except KeyboardInterrupt as stop:
                 pool.abort()
                 recorded = len(graded.results) + getattr(stop, "recorded", 0)
@@ -434,10 +447,10 @@ def _yield_cpu():
 
 def _record_cells(jobs):
     """Record the cells of the assignments of ``jobs`` in the gradebook
-    (``gradebook.sync_assignment``) before any of them is graded: a gradebook that cannot take
+    (``gradebook.sync_assignment``) before any result of them is: a gradebook that cannot take
     them (cells added to or removed from a notebook with submissions, ``gradebook.CellsChanged``;
     read-only; locked) stops the run with one line before the workers replace a graded copy,
-    which would then no longer be the one the gradebook's grades are for."""
+    which would then no longer be the one the gradebook's grades are for (see ``_grade_all``)."""
     for aid in sorted({job["assignment"] for job in jobs}):
         gradebook.sync_assignment(aid)
 
@@ -476,10 +489,13 @@ def _record_done(gb, done, futures, bar, graded, count_lost=True):
         bar.update()
 
 
-def _grade_all(pool, todo, jobs_n, progress, bar=None):
-    """Submit every job to ``pool`` and record the results in a thread of low priority while
-    the notebooks run: a ``_Graded``. With ``bar``, a progress bar of a longer run (which stays
-    open), jobs lost with the pool do not move it: they are graded again."""
+def _grade_all(pool, todo, jobs_n, progress, record_cells=None, bar=None):
+    """Submit every job to ``pool`` (a ``_Pool``) and record the results in a thread of low
+    priority while the notebooks run: a ``_Graded``. ``record_cells`` (when given) records the
+    cells in the gradebook first, while the first notebooks run; the workers replace no graded
+    copy until it has (``_Pool.cells_recorded``), and when it fails the pool is ended before
+    they do. With ``bar``, a progress bar of a longer run (which stays open), jobs lost with
+    the pool do not move it: they are graded again."""
     from .worker import grade
 
     # Each worker's last job starts no kernel for a next one.
@@ -488,7 +504,17 @@ def _grade_all(pool, todo, jobs_n, progress, bar=None):
     own = bar is None
     if own:
         bar = progress_bar(len(todo), "autograde", "nb", show=progress)
-    futures = {pool.submit(grade, job): job for job in todo}
+    futures = {pool.executor.submit(grade, job): job for job in todo}
+    try:
+        if record_cells is not None:
+            record_cells()
+    except BaseException:
+        pool.abort()  # its workers wait to replace their graded copies: they never will
+        if own:
+            bar.leave = False  # the line that says why is the only one left
+            bar.close()
+        raise
+    pool.cells_recorded.set()
     stop, graded = threading.Event(), _Graded()
     recorder = ThreadPoolExecutor(max_workers=1)
     recording = recorder.submit(_record_all, futures, bar, stop, graded, own)

@@ -84,10 +84,17 @@ def _notes(flags, exercises, answers=(), cells=()):
     return nbformat.v4.new_markdown_cell("**Notes from the grader**\n\n" + "\n".join(lines))
 
 
-def prepare(template=True):
+_cells_recorded = None  # set by prepare: see there
+
+
+def prepare(template=True, cells_recorded=None):
     """Set up a new worker process: environment for the kernels, and a kernel started for the
     first submission while the parent is still planning (forked from ``template``, see
-    ``runner.prepare``)."""
+    ``runner.prepare``). ``cells_recorded``: an event (``multiprocessing.Event``) that ``grade``
+    waits for before it replaces a graded copy, set once the gradebook holds the assignment's
+    cells (``autograde._grade_all``)."""
+    global _cells_recorded
+    _cells_recorded = cells_recorded
     os.environ.update(runner.kernel_env())
     try:
         runner.prepare(template)
@@ -134,6 +141,8 @@ def grade(job):
     # The notebook ran in this folder, and may have removed it (or the student's folder above).
     workdir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, workdir / f"{master.name}.ipynb")
+    if _cells_recorded is not None:
+        _cells_recorded.wait()
     if outdir.exists():
         shutil.rmtree(outdir)
     workdir.rename(outdir)

@@ -30,11 +30,13 @@ def _workspace_variable_restored(monkeypatch):
 
 
 def one_line_error(capsys, argv, code=2):
-    """Run ``argv``; assert it exits with ``code`` and one line on stderr (besides a progress
-    bar's, which start with a carriage return); returns that line."""
+    """Run ``argv``; assert it exits with ``code`` and one line on stderr as a terminal shows
+    it (a progress bar drawn over, or cleared, with carriage returns is not seen); returns that
+    line."""
     assert main(argv) == code
     err = capsys.readouterr().err
-    lines = [line for line in err.split("\n") if line and not line.startswith("\r")]
+    shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
+    lines = [line for line in shown if line.strip()]
     assert "Traceback" not in err and len(lines) == 1, err
     assert lines[0].startswith("error: "), err
     return lines[0]

@@ -260,6 +260,45 @@ def test_a_test_cell_added_after_grading_stops_autograde_before_any_graded_copy_
         assert main(["feedback", "-j", "1"]) == 0
 
 
+def test_a_gradebook_that_refuses_the_cells_stops_the_workers_before_they_replace_a_copy(
+    tiny_master, tmp_path, monkeypatch, capsys
+):
+    """The cells are recorded while the first notebooks run: a worker done with its notebook
+    waits until they are before it replaces the graded copy, and a gradebook that refuses them
+    ends the workers first. Here the refusal comes only once the worker has written its new
+    copy, beside the old one."""
+    import time
+
+    from grader import autograde
+
+    with tiny.as_the_course(tmp_path) as master:
+        path = tmp_path / "class" / "vic" / A / NAME
+        path.parent.mkdir(parents=True)
+        nbformat.write(submission(master), path)
+        assert main(["collect", str(path.parents[2])]) == 0
+        assert main(["autograde", "-j", "1", "--cell-timeout", "10"]) == 0
+        graded = course.folder("autograded") / "vic" / A / NAME
+        before = graded.read_bytes(), graded.stat().st_ino
+        new_copy = course.grading_folder(graded.parent) / NAME
+
+        def replaced():
+            return not graded.exists() or graded.stat().st_ino != before[1]
+
+        def refused_once_graded(jobs):
+            deadline = time.monotonic() + 60
+            while not (new_copy.exists() or replaced()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.5)  # time enough for a worker that does not wait to replace the copy
+            raise course.UsageError("the gradebook refuses the cells")
+
+        monkeypatch.setattr(autograde, "_record_cells", refused_once_graded)
+        capsys.readouterr()
+        assert main(["autograde", "-j", "1", "--force", "--cell-timeout", "10"]) == 2
+        assert "refuses the cells" in capsys.readouterr().err
+        assert not replaced() and graded.read_bytes() == before[0]
+        assert not new_copy.parent.exists()
+
+
 def _hand_in(tmp_path, master, student, answers, name):
     """Collect ``student``'s notebook with ``answers`` (from folder ``name``) and autograde."""
     path = tmp_path / name / student / A / NAME
