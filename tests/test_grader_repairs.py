@@ -230,20 +230,25 @@ def test_a_notebook_that_removes_its_own_folder_is_graded(tiny_master, exported,
     assert (row["score"], row["flags"]) == ("4", ""), row
 
 
+def _graded_once(tmp_path, master, student):
+    """``student``'s correct notebook collected and autograded; the path of its graded copy."""
+    path = tmp_path / "class" / student / A / NAME
+    path.parent.mkdir(parents=True)
+    nbformat.write(submission(master), path)
+    assert main(["collect", str(path.parents[2])]) == 0
+    assert main(["autograde", "-j", "1", "--cell-timeout", "10"]) == 0
+    return course.folder("autograded") / student / A / NAME
+
+
 def test_a_test_cell_added_after_grading_stops_autograde_before_any_graded_copy_changes(
     tiny_master, tmp_path, capsys
 ):
     """A test cell added to a notebook in solutions/ after its submissions were graded cannot be
     recorded in the gradebook (nbgrader's SaveCells refuses it too): autograde says so in one
-    line and what to do (exit code 2) before it grades, so each graded copy stays the one the
-    gradebook's grades are for. With the cell taken out again, feedback has every page."""
+    line and what to do (exit code 2) before any graded copy is replaced, so each stays the one
+    the gradebook's grades are for. With the cell taken out again, feedback has every page."""
     with tiny.as_the_course(tmp_path) as master:
-        path = tmp_path / "class" / "wes" / A / NAME
-        path.parent.mkdir(parents=True)
-        nbformat.write(submission(master), path)
-        assert main(["collect", str(path.parents[2])]) == 0
-        assert main(["autograde", "-j", "1", "--cell-timeout", "10"]) == 0
-        graded = course.folder("autograded") / "wes" / A / NAME
+        graded = _graded_once(tmp_path, master, "wes")
         before = graded.read_bytes()
         source = course.SOURCE / A / NAME
         original = source.read_bytes()
@@ -272,12 +277,7 @@ def test_a_gradebook_that_refuses_the_cells_stops_the_workers_before_they_replac
     from grader import autograde
 
     with tiny.as_the_course(tmp_path) as master:
-        path = tmp_path / "class" / "vic" / A / NAME
-        path.parent.mkdir(parents=True)
-        nbformat.write(submission(master), path)
-        assert main(["collect", str(path.parents[2])]) == 0
-        assert main(["autograde", "-j", "1", "--cell-timeout", "10"]) == 0
-        graded = course.folder("autograded") / "vic" / A / NAME
+        graded = _graded_once(tmp_path, master, "vic")
         before = graded.read_bytes(), graded.stat().st_ino
         new_copy = course.grading_folder(graded.parent) / NAME
 
