@@ -108,6 +108,12 @@ def _parser():
         metavar="SOURCE",
         help="folder or zip: student_id/assignment/*.ipynb, or a Moodle or Canvas download",
     )
+    p.add_argument(
+        "--take-older",
+        action="store_true",
+        help="take a notebook older than the one collected for its student and assignment "
+        "(skipped without it); it counts as handed in again",
+    )
 
     p = command("autograde", help="grade new or changed submissions in parallel")
     p.add_argument(
@@ -187,7 +193,7 @@ def run(args):
     if args.command == "collect":
         from .collect import collect
 
-        _, problems = collect(args.source)
+        _, problems = collect(args.source, take_older=args.take_older)
         return 1 if problems else 0
     if args.command == "autograde":
         from .autograde import autograde

@@ -38,10 +38,12 @@ a plain file's modification time; a zip entry's time as unzip gives its file, In
 time when the entry has one, else the entry's date and time, read as this machine's local time
 (zip tools write their own). That time is recorded as the submission's (``course.stamp``). A
 notebook older than the one collected for its student and assignment is skipped ("older than
-the notebook collected on ..."): collecting an older download again does not take back what was
-handed in since. A newer one, or one of the same time, replaces it, and is recorded as handed
-in after it (a microsecond after, when of the same time), so that the gradebook takes it for a
-new submission. A zip entry whose date is no date is taken as handed in now, and replaces.
+the notebook collected on ...; --take-older takes it"): collecting an older download again does
+not take back what was handed in since. A newer one, or one of the same time, replaces it, and
+so does an older one with ``take_older`` (``collect --take-older``: the instructor wants the
+earlier work graded, say); either is recorded as handed in after the one it replaces (a
+microsecond after, when not later), so that the gradebook takes it for a new submission. A zip
+entry whose date is no date is taken as handed in now, and replaces.
 """
 
 import functools
@@ -473,9 +475,11 @@ def _place(nb, found, course_masters):
     return owners[0].assignment, f"{owners[0].name}.ipynb", note
 
 
-def collect(source, out=print, err=None):
-    """Import ``source``; returns ``(imported, errors)`` counts. Raises ``UsageError`` when
-    ``source`` holds no notebook at all (an empty or wrong folder or zip)."""
+def collect(source, out=print, err=None, take_older=False):
+    """Import ``source``; returns ``(imported, errors)`` counts. A notebook older than the one
+    collected for its student and assignment is skipped, or with ``take_older`` replaces it.
+    Raises ``UsageError`` when ``source`` holds no notebook at all (an empty or wrong folder or
+    zip)."""
     problems = []
     report = err or (lambda line: print(line, file=sys.stderr))
 
@@ -541,7 +545,7 @@ def collect(source, out=print, err=None):
 
     # Held while the workspace's notebooks are replaced: not while autograde reads them.
     with course.workspace_lock("collect"):
-        imported, unchanged = _import(found, report, skip)
+        imported, unchanged = _import(found, report, skip, take_older)
     line = (
         f"collected {imported} new or changed notebook(s), {unchanged} unchanged, "
         f"{len(problems)} skipped, into {course.folder('submitted')}"
@@ -550,9 +554,10 @@ def collect(source, out=print, err=None):
     return imported + unchanged, len(problems)
 
 
-def _import(found, report, skip):
+def _import(found, report, skip, take_older=False):
     """Write the notebooks ``found`` (``{(student case-folded, assignment): [Placed]}``) into
-    ``submitted/``; returns ``(imported, unchanged)`` counts."""
+    ``submitted/``, one older than the notebook it would replace only with ``take_older``;
+    returns ``(imported, unchanged)`` counts."""
     target = course.folder("submitted")
     collected = _collected(target)
     renamed = set()
@@ -586,11 +591,9 @@ def _import(found, report, skip):
                 unchanged += 1
                 continue
             collected_at = course.submitted_at(dest.parent) if dest.exists() else None
-            if _older(placed.handed_in, collected_at):
-                skip(
-                    f"skipped {placed.path}: older than the notebook collected on "
-                    f"{_shown(collected_at)} (this one: {_shown(placed.handed_in)})"
-                )
+            older = _older(placed.handed_in, collected_at)
+            if older and not take_older:
+                skip(f"skipped {placed.path}: {older}; {TAKE_OLDER} takes it")
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             # Its time first: stopped in between, the old notebook counts as handed in again
@@ -599,13 +602,23 @@ def _import(found, report, skip):
             course.stamp(dest.parent, _recorded_time(placed.handed_in, collected_at))
             course.write_whole(dest, placed.raw)
             imported += 1
+            if older:
+                report(f"took {placed.path} ({TAKE_OLDER}): {older}; it counts as handed in again")
     return imported, unchanged
 
 
+TAKE_OLDER = "--take-older"  # collect's option that takes a notebook older than the one collected
+
+
 def _older(handed_in, collected):
-    """Whether a notebook handed in at ``handed_in`` is older than the one collected at
-    ``collected`` (either None: not known, and not older)."""
-    return handed_in is not None and collected is not None and handed_in < collected
+    """How a notebook handed in at ``handed_in`` is older than the one collected at
+    ``collected``, for the instructor; "" when it is not (either None: not known, and not
+    older)."""
+    if handed_in is None or collected is None or handed_in >= collected:
+        return ""
+    return (
+        f"older than the notebook collected on {_shown(collected)} (this one: {_shown(handed_in)})"
+    )
 
 
 def _recorded_time(handed_in, collected):

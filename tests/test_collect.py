@@ -580,9 +580,47 @@ def test_an_older_download_does_not_replace_a_newer_notebook(submitted, tmp_path
     assert course.submitted_at(submitted / "carl" / ONE) > times["carl"][0]
     assert err == [
         f"skipped alice/{ONE}/chain_rule.ipynb: older than the notebook collected on "
-        f"{_shown(times['alice'][0])} (this one: {_shown(times['alice'][1])})"
+        f"{_shown(times['alice'][0])} (this one: {_shown(times['alice'][1])}); --take-older "
+        "takes it"
     ]
     assert code == 1
+
+
+def test_take_older_takes_a_notebook_older_than_the_one_collected(submitted, tmp_path, capsys):
+    """``collect --take-older`` takes the older notebook the skip line names (the earlier work
+    is the one to grade, say) and says so; it counts as handed in after the one it replaces,
+    so the gradebook takes it for a new submission. A newer one is taken as without it."""
+    blank = nh.student_notebook(ONE)
+    newer, older = _answered_otherwise(blank), _answered_otherwise(_answered_otherwise(blank))
+    times = {"alice": (datetime(2026, 11, 3, 8, 0), datetime(2026, 11, 1, 9, 30))}
+    times["bob"] = times["alice"][::-1]  # his second download is the newer
+    for download, (nb, which) in {"first": (newer, 0), "second": (older, 1)}.items():
+        _write(tmp_path / download, {f"{sid}/{ONE}/chain_rule.ipynb": nb for sid in times})
+        for sid, when in times.items():
+            _handed_in(tmp_path / download / sid / ONE / "chain_rule.ipynb", when[which])
+    assert _collect(tmp_path / "first", capsys)[0] == 0
+    assert _collect(tmp_path / "second", capsys)[0] == 1  # alice's is skipped as older
+    assert nbformat.read(submitted / "alice" / ONE / "chain_rule.ipynb", 4) == newer
+
+    capsys.readouterr()
+    assert main(["collect", "--take-older", str(tmp_path / "second")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"took alice/{ONE}/chain_rule.ipynb (--take-older): older than the notebook collected "
+        f"on {_shown(times['alice'][0])} (this one: {_shown(times['alice'][1])}); it counts "
+        "as handed in again"
+    ]
+    assert "collected 1 new or changed notebook(s), 1 unchanged, 0 skipped" in captured.out
+    for sid in times:
+        assert nbformat.read(submitted / sid / ONE / "chain_rule.ipynb", 4) == older
+    assert course.submitted_at(submitted / "alice" / ONE) > times["alice"][0]
+    assert course.submitted_at(submitted / "bob" / ONE) == times["bob"][1]
+    # the instructor's choice stays: the later download is the older one now (bob's too)
+    code, _, err = _collect(tmp_path / "first", capsys)
+    assert code == 1 and [line.split(":")[0] for line in err] == [
+        f"skipped {sid}/{ONE}/chain_rule.ipynb" for sid in times
+    ], err
+    assert nbformat.read(submitted / "alice" / ONE / "chain_rule.ipynb", 4) == older
 
 
 @pytest.mark.parametrize("extended", [False, True])
