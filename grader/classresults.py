@@ -11,6 +11,16 @@ def nothing_graded():
     return f"nothing graded yet: run `{course.command()} autograde` first"
 
 
+def while_in_use(command):
+    """The line that ``command`` (``export``, ``report``), which reads the workspace without
+    holding it, says first when another grader command holds it (``course.in_use``): what it
+    shows may be part-way (an autograde's grades so far). None when none does."""
+    what = course.in_use()
+    if what is None:
+        return None
+    return f"note: {what}, so what this {command} shows may change: {command} again once it is done"
+
+
 def nothing_collected(ids):
     """What a command given assignments by name says of those of them, ``ids``, that have
     nothing collected yet."""

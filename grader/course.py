@@ -6,6 +6,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -66,6 +67,8 @@ def check_workspace(create=False):
 
 LOCK_FILE = "grader.lock"
 _held = {}  # {command: file descriptor} of the workspace locks this process holds
+LOOKS = 5  # times the lock is tried, TRY_AGAIN s apart, before it is found taken
+TRY_AGAIN = 0.02
 
 
 class Busy(UsageError):
@@ -75,20 +78,17 @@ class Busy(UsageError):
 @contextlib.contextmanager
 def workspace_lock(command):
     """Hold the workspace's lock while ``command`` (``autograde``, ``collect``, ``feedback``)
-    uses it; raise ``Busy`` at once, naming the command that holds it and its process, when
-    another process does. The lock is the operating system's on ``grader.lock`` in the
-    workspace (``flock``): it goes with the process that holds it, even one that is killed, so
-    none is ever left behind. Processes forked meanwhile must close the descriptors
-    ``held_locks()`` gives."""
+    uses it; raise ``Busy`` at once (in a tenth of a second, see ``_take``), naming the command
+    that holds it and its process, when another process does. The lock is the operating
+    system's on ``grader.lock`` in the workspace (``flock``): it goes with the process that
+    holds it, even one that is killed, so none is ever left behind. Processes forked meanwhile
+    must close the descriptors ``held_locks()`` gives."""
     folder = workspace()
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if not _lock(fd):
-            holder = os.read(fd, 200).decode("utf-8", "replace").split()
-            who = f"another {holder[1]}" if len(holder) > 1 else "another grader command"
-            pid = f" (pid {holder[0]})" if holder else ""
-            raise Busy(f"{who} is running in this workspace{pid}; wait for it to finish")
+        if not _take(fd):
+            raise Busy(f"{_running(fd, another=True)}; wait for it to finish")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {command}\n".encode())
         _held[command] = fd
@@ -98,13 +98,56 @@ def workspace_lock(command):
         os.close(fd)  # which releases the lock
 
 
+def in_use():
+    """What holds the workspace's lock (``workspace_lock``), as "an autograde is running in
+    this workspace (pid N)", or None when nothing does: for a command that only reads the
+    workspace (``export``, ``report``), whose figures may change under it. The lock is tested
+    without waiting and not kept: taken shared for an instant, which lets two such tests pass
+    together, and which a command that takes the lock meanwhile waits out (``_take``)."""
+    try:
+        fd = os.open(workspace() / LOCK_FILE, os.O_RDONLY)
+    except OSError:  # no lock file: no command has used the workspace; unreadable: cannot tell
+        return None
+    try:
+        if _take(fd, shared=True):
+            _release(fd)
+            return None
+        return _running(fd)
+    finally:
+        os.close(fd)
+
+
+def _running(fd, another=False):
+    """Which command holds the lock on the lock file open at ``fd``, as its holder wrote it
+    there: "an autograde is running in this workspace (pid N)" (with ``another``, "another
+    autograde ...")."""
+    holder = os.read(fd, 200).decode("utf-8", "replace").split()
+    who = holder[1] if len(holder) > 1 else "grader command"
+    one = "another" if another else "an" if who[0] in "aeiou" else "a"
+    pid = f" (pid {holder[0]})" if holder else ""
+    return f"{one} {who} is running in this workspace{pid}"
+
+
 def held_locks():
     """The file descriptors of the workspace locks this process holds."""
     return tuple(_held.values())
 
 
-def _lock(fd):
-    """Take the lock on open file ``fd`` without waiting: False when another process has it."""
+def _take(fd, shared=False):
+    """Take the lock on open file ``fd``, looking again a few times in a tenth of a second
+    before it gives up: False when another process holds it. A command that only tests the lock
+    (``in_use``) holds it for an instant, which is waited out."""
+    for look in range(LOOKS):
+        if _lock(fd, shared):
+            return True
+        if look < LOOKS - 1:
+            time.sleep(TRY_AGAIN)
+    return False
+
+
+def _lock(fd, shared=False):
+    """Take the lock on open file ``fd`` without waiting (``shared``: with other processes that
+    take it shared, where the system can): False when another process has it."""
     try:
         import fcntl
     except ImportError:  # Windows: a byte far past the holder's pid, which stays readable
@@ -119,10 +162,26 @@ def _lock(fd):
             os.lseek(fd, 0, os.SEEK_SET)
         return True
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
+
+
+def _release(fd):
+    """Let go of the lock ``_lock`` took on open file ``fd``."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        os.lseek(fd, 4096, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def assignments():

@@ -44,6 +44,7 @@ from .classresults import (
     results,
     submissions,
     submitted_assignments,
+    while_in_use,
 )
 from .scoring import needs_human
 
@@ -215,8 +216,13 @@ def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
     """Write the CSV to ``to`` (see ``csv_file``), or with ``wide`` the one of ``per_student``,
     without its ``total`` and ``max_total`` when ``totals`` is False; the id column is named
     ``id_column``. Returns the file's path. ``UsageError`` when ``to`` cannot be the export's
-    file, or nothing has been graded yet."""
+    file, or nothing has been graded yet. It does not wait for an autograde (or another
+    grader command) that is running in the workspace: it says so first (``while_in_use``), and
+    exports the grades recorded so far."""
     path = csv_file(to, wide)
+    busy = while_in_use("export")
+    if busy:
+        out(busy)
     if not graded_assignments():
         raise course.UsageError(nothing_graded())
     if not totals and not wide:

@@ -18,6 +18,7 @@ from .classresults import (
     not_graded_yet,
     nothing_graded,
     results,
+    while_in_use,
 )
 from .table import format_table
 
@@ -116,10 +117,14 @@ def report(to=None, out=print):
     """Print the table; write the HTML page ``to`` (default ``exports/report.html``), and its
     rows as JSON beside it (``report.json``); then name each assignment with submissions not
     graded yet (``classresults.not_graded_yet``). Returns the rows. ``UsageError`` when nothing
-    has been graded yet."""
+    has been graded yet. Like ``export``, it does not wait for a grader command running in the
+    workspace: it says so first (``classresults.while_in_use``)."""
     page = course.output_file(to, "report.html")
     if page.suffix.lower() not in (".html", ".htm"):
         raise course.UsageError(f"{page}: the report is a web page, name it .html")
+    busy = while_in_use("report")
+    if busy:
+        out(busy)
     statuses = {aid: grade_status(aid) for aid in graded_assignments()}
     rows = class_report(statuses)
     if not rows:

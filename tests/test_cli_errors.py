@@ -195,3 +195,63 @@ def test_export_to_a_file_that_is_not_csv_is_refused(workspace, tmp_path, capsys
     assert err.startswith(f"error: {why}"), err
     assert not (tmp_path / "grades.xlsx").exists()
     assert not (workspace / "exports").exists()
+
+
+# Holds the workspace's lock as the command named in its argument does, until its input closes.
+HOLD_THE_WORKSPACE = """
+import sys
+from grader import course
+
+with course.workspace_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("argv", [["export"], ["report"]], ids=lambda argv: argv[0])
+def test_export_and_report_during_an_autograde_say_so_and_still_write(workspace, capsys, argv):
+    """export and report only read the workspace: while an autograde runs in it they do not
+    wait or refuse, but say first which command runs (its process too), since what they show
+    may be part-way, and write their files. They leave the lock free: the next command runs."""
+    written = workspace / "exports" / ("grades.csv" if argv == ["export"] else "report.html")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_WORKSPACE, "autograde"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert main(argv) == 0
+        said = capsys.readouterr().out.splitlines()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert said[0] == (
+        f"note: an autograde is running in this workspace (pid {holder.pid}), so what this "
+        f"{argv[0]} shows may change: {argv[0]} again once it is done"
+    ), said
+    assert written.exists()
+    with course.workspace_lock("collect"):  # the holder is gone, and export left no lock
+        assert main(argv) == 0
+        assert capsys.readouterr().out.splitlines()[0] == said[0].replace(
+            f"an autograde is running in this workspace (pid {holder.pid})",
+            f"a collect is running in this workspace (pid {os.getpid()})",
+        )
+    assert main(argv) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if "note:" in line]
+
+
+def test_a_command_waits_out_the_instant_an_export_tests_the_lock(workspace, monkeypatch):
+    """export and report test the lock by taking it, shared, for an instant: an autograde (or
+    collect, feedback) that starts in that instant looks again before it says another command
+    is running."""
+    fd = os.open(workspace / course.LOCK_FILE, os.O_RDONLY | os.O_CREAT)
+    try:
+        assert course._lock(fd, shared=True)  # as an export's test holds it
+        # the export lets go while the autograde waits to look again
+        monkeypatch.setattr(course.time, "sleep", lambda seconds: course._release(fd))
+        with course.workspace_lock("autograde"):
+            assert (workspace / course.LOCK_FILE).read_text() == f"{os.getpid()} autograde\n"
+    finally:
+        os.close(fd)
