@@ -4,7 +4,9 @@ Grading state lives in the workspace: ``--workspace DIR``, else $BACKPROP_GRADIN
 ``.grading/`` in the repository; only ``collect`` creates it (``course.check_workspace``). Bad
 input (``course.UsageError``), files that cannot be read or written (``OSError``) and a gradebook
 that cannot be used (``gradebook.unusable``: locked, read-only, damaged) end the command with one
-line on stderr and exit code 2; Ctrl+C with one line and exit code 130. ``--help`` says the same
+line on stderr and exit code 2; Ctrl+C with one line and exit code 130. SIGTERM (``kill``) and
+SIGHUP (its terminal closed) stop a command as Ctrl+C does, with the same cleanup, then a line
+that names the signal and exit code 128 + its number (``StopSignals``). ``--help`` says the same
 to the instructor (``DESCRIPTION``).
 """
 
@@ -12,7 +14,9 @@ import argparse
 import gc
 import math
 import os
+import signal
 import sys
+import threading
 
 from . import course, gradebook
 
@@ -56,7 +60,8 @@ the workspace folder: --workspace DIR, else $BACKPROP_GRADING_DIR, else .grading
 repository; collect creates it. A command that cannot go on (bad input, a file it cannot read
 or write, a missing workspace or one another command is using, a gradebook that is locked,
 read-only or damaged) says why in one line and exits with code 2; Ctrl+C stops it with exit
-code 130.
+code 130, and SIGTERM or SIGHUP (kill, a closed terminal) the same way, with 128 + the
+signal's number (143, 129).
 """
 
 
@@ -230,25 +235,106 @@ def message(error):
     return str(error)
 
 
+def say(line):
+    """Print ``line`` on stderr, if it can still be shown (a closed pipe says nothing)."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        pass
+
+
+STOP_SIGNALS = {"SIGTERM": "kill, or a shutdown", "SIGHUP": "its terminal was closed"}
+
+
+class StopSignals:
+    """Within the block, SIGTERM and SIGHUP (``STOP_SIGNALS``, those the system has) stop the
+    command as Ctrl+C does: the handler Ctrl+C has at that moment runs (Python's raises
+    ``KeyboardInterrupt``), so the same cleanup follows (files written whole, the workspace's
+    lock let go, workers and kernels ended), and ``signum`` notes the signal. Only the first
+    signal counts: more of them while the command cleans up are ignored. On SIGHUP, standard
+    output and error that went to the closed terminal go nowhere from then on: writing to it
+    would fail, and break off the cleanup. A signal ignored when the command started (``nohup``)
+    stays ignored, and the workers set them back (``children.start``)."""
+
+    def __init__(self):
+        self.signum = None  # the signal that stopped the command
+        self._before = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_SIGNALS:
+                signum = getattr(signal, name, None)
+                if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+                    self._before[signum] = signal.signal(signum, self._stop)
+        return self
+
+    def __exit__(self, *error):
+        for signum, handler in self._before.items():
+            signal.signal(signum, handler)
+        return False
+
+    def _stop(self, signum, frame):
+        if self.signum is not None:
+            return
+        self.signum = signum
+        if signum == getattr(signal, "SIGHUP", None):
+            _away_from_a_closed_terminal()
+        ctrl_c = signal.getsignal(signal.SIGINT)
+        if not callable(ctrl_c):  # Ctrl+C ignored (a background job): stop all the same
+            raise KeyboardInterrupt
+        ctrl_c(signal.SIGINT, frame)
+
+    def stopped(self, command):
+        """The line that says that ``command`` was stopped by the signal."""
+        name = signal.Signals(self.signum).name
+        return f"stopped by signal {name} ({STOP_SIGNALS[name]}): {command} ended as on Ctrl+C"
+
+
+def _away_from_a_closed_terminal():
+    """Send standard output and error to the null device when writing to them fails (their
+    terminal was closed)."""
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")
+        except OSError:
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(nowhere, fd)
+            os.close(nowhere)
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     # nbgrader starts `alembic` by name: this environment's executables come first.
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
     if args.workspace is not None:
         os.environ[course.WORKSPACE_ENV] = os.path.abspath(args.workspace)
+    with StopSignals() as stop:
+        try:
+            code = _command(args)
+        except SystemExit:  # how autograde and feedback end on Ctrl+C, having said how far
+            if stop.signum is None:
+                raise
+    if stop.signum is not None:
+        say(stop.stopped(args.command))
+        return 128 + stop.signum
+    return code
+
+
+def _command(args):
+    """Run the command of ``args``; its exit code (see the module's docstring)."""
     try:
         return run(args)
     except KeyboardInterrupt:
-        print(f"interrupted: {args.command} stopped; run it again to finish", file=sys.stderr)
+        say(f"interrupted: {args.command} stopped; run it again to finish")
         return 130
     except (course.UsageError, OSError) as error:
-        print(f"error: {message(error)}", file=sys.stderr)
+        say(f"error: {message(error)}")
         return 2
     except Exception as error:
         why = gradebook.unusable(error)
         if why is None:
             raise
-        print(f"error: {why}", file=sys.stderr)
+        say(f"error: {why}")
         return 2
 
 

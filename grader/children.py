@@ -2,11 +2,14 @@
 
 A worker ends with the command that started it, even when that command is killed; it has a
 process group of its own, which a Ctrl+C in the terminal does not reach (the command handles it
-and ends or stops its workers its own way); and it closes the file descriptors it must not keep
-open, such as the workspace lock (``course.held_locks``), which must not outlive the command.
+and ends or stops its workers its own way); it ends on SIGTERM and SIGHUP, which the command
+handles as Ctrl+C (``__main__.StopSignals``; a worker pool ends its workers with SIGTERM); and
+it closes the file descriptors it must not keep open, such as the workspace lock
+(``course.held_locks``), which must not outlive the command.
 """
 
 import os
+import signal
 
 
 def start(inherited=()):
@@ -16,6 +19,10 @@ def start(inherited=()):
 
     die_with(os.getppid())
     os.setpgrp()
+    for name in ("SIGTERM", "SIGHUP"):  # a forked worker has the command's handlers
+        signum = getattr(signal, name, None)
+        if signum is not None and callable(signal.getsignal(signum)):
+            signal.signal(signum, signal.SIG_DFL)  # one ignored (nohup) stays ignored
     for fd in inherited:
         os.close(fd)
 

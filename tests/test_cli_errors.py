@@ -1,12 +1,15 @@
 """The command line stops in one line, never a traceback: on a gradebook it cannot use (locked,
-read-only, damaged), on Ctrl+C, on a workspace that is missing or a file, and on options that
-cannot work (``-j 0``, ``export --to`` a file that is not CSV)."""
+read-only, damaged), on Ctrl+C, SIGTERM or a closed terminal (cleanly: nothing left running or
+half written), on a workspace that is missing or a file, and on options that cannot work (``-j
+0``, ``export --to`` a file that is not CSV). export and report during an autograde say so."""
 
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import nbharness as nh
@@ -118,28 +121,42 @@ def test_a_damaged_gradebook_is_named_and_the_advice_given_rebuilds_it(workspace
     assert rows[1].split(",")[2] == rows[1].split(",")[3], "alice's full score is back"
 
 
-# Sends SIGINT to itself at the start of the command's work (as Ctrl+C early in it would), then
-# waits for it: the signal is taken either way, at a known point.
+# Sends a signal (SIGINT: Ctrl+C) to itself at the start of the command's work (as one early in
+# it would come), then waits for it: the signal is taken either way, at a known point.
 INTERRUPTED = """
 import os, signal, sys, time
 from grader import course, feedback, gradebook
 from grader.__main__ import main
 
-def ctrl_c(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGINT)
+def stop(*args, **kwargs):
+    os.kill(os.getpid(), getattr(signal, os.environ["STOP_WITH"]))
     time.sleep(60)
 
-course.assignments = ctrl_c
+course.assignments = stop
 sys.exit(main(sys.argv[1:]))
 """
+STOPPED_BY = {
+    "SIGTERM": "stopped by signal SIGTERM (kill, or a shutdown)",
+    "SIGHUP": "stopped by signal SIGHUP (its terminal was closed)",
+}
 
 
-@pytest.mark.parametrize("command", ["collect", "autograde", "feedback"])
-def test_ctrl_c_early_in_a_command_stops_it_in_one_line(tmp_path, command):
+@pytest.mark.parametrize(
+    "command, how",
+    [(command, "SIGINT") for command in ("collect", "autograde", "feedback")]
+    + [(command, "SIGTERM") for command in ("collect", "autograde", "feedback", "export", "report")]
+    + [(command, "SIGHUP") for command in ("autograde", "feedback")],
+)
+def test_ctrl_c_or_a_signal_early_in_a_command_stops_it_in_one_line(tmp_path, command, how):
+    """Ctrl+C (SIGINT) stops a command with one line and exit code 130; SIGTERM (kill) and
+    SIGHUP (its terminal closed) stop it the same way, then say which signal did, with exit
+    code 128 + its number."""
+    import signal
+
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     argv = [command, str(tmp_path)] if command == "collect" else [command]
-    env = dict(os.environ, **{course.WORKSPACE_ENV: str(workspace)})
+    env = dict(os.environ, **{course.WORKSPACE_ENV: str(workspace)}, STOP_WITH=how)
     done = subprocess.run(
         [sys.executable, "-c", INTERRUPTED, *argv],
         env=env,
@@ -147,12 +164,17 @@ def test_ctrl_c_early_in_a_command_stops_it_in_one_line(tmp_path, command):
         text=True,
         timeout=60,
     )
-    assert done.returncode == 130, done.stderr
     said = (done.stdout + done.stderr).splitlines()
     if command == "feedback":  # feedback says so itself, at any moment (see feedback.CtrlC)
-        assert said == [feedback.INTERRUPTED], said
+        interrupted = [feedback.INTERRUPTED]
     else:
-        assert said == [f"interrupted: {command} stopped; run it again to finish"], said
+        interrupted = [f"interrupted: {command} stopped; run it again to finish"]
+    if how == "SIGINT":
+        assert done.returncode == 130, done.stderr
+        assert said == interrupted, said
+    else:
+        assert done.returncode == 128 + getattr(signal, how), done.stderr
+        assert said == [*interrupted, f"{STOPPED_BY[how]}: {command} ended as on Ctrl+C"], said
 
 
 @pytest.mark.parametrize("command", ["autograde", "feedback", "export", "report"])
@@ -255,3 +277,214 @@ def test_a_command_waits_out_the_instant_an_export_tests_the_lock(workspace, mon
             assert (workspace / course.LOCK_FILE).read_text() == f"{os.getpid()} autograde\n"
     finally:
         os.close(fd)
+
+
+def _family(pid):
+    """The running processes descended from process ``pid`` (workers, template, kernels)."""
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _alive(processes):
+    """Those of ``processes`` (psutil's) that still run: ``[(pid, command)]``."""
+    import psutil
+
+    alive = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append((process.pid, " ".join(process.cmdline()[:4])))
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _wait_for(ready, process, seconds=120):
+    """Wait until ``ready()`` or ``process`` ended (then fail), at most ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert process.poll() is None, f"the grader ended first, exit code {process.returncode}"
+        assert time.monotonic() < deadline, "the grader never got there"
+        time.sleep(0.05)
+
+
+class _Terminal:
+    """A pseudo-terminal that is a process's controlling terminal, as a terminal window is a
+    shell's; what the process writes to it is read and kept (``text``), and ``close()`` closes
+    it as a terminal window is closed."""
+
+    def __init__(self):
+        import threading
+
+        self.master, self.slave = os.openpty()
+        self.text, self._closing = b"", threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def become_controlling(self):
+        """Run in the new process, in a session of its own: this terminal is its controlling
+        terminal."""
+        import fcntl
+        import termios
+
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    def _read(self):
+        import select
+
+        while not self._closing.is_set():
+            if select.select([self.master], [], [], 0.1)[0]:
+                try:
+                    self.text += os.read(self.master, 65536)
+                except OSError:
+                    return
+
+    def close(self):
+        self._closing.set()
+        self._reader.join()
+        os.close(self.master)
+
+
+@pytest.fixture
+def class_with_slow_notebooks(tmp_path, monkeypatch):
+    """``(workspace, hold, started)``: five notebooks collected, and last (students are graded by
+    name) two that each write their kernel's pid into ``started``/<student> and then run while
+    the file ``hold`` is there."""
+    if ONE not in nh.assignments():
+        pytest.skip("the course's first notebook is not in solutions/")
+    hold, started = tmp_path / "hold", tmp_path / "started"
+    hold.touch()
+    started.mkdir()
+    for sid in ("amy", "ben", "cat", "dan", "eve", "zz-slow-1", "zz-slow-2"):
+        nb = nh.student_notebook(ONE)
+        if sid.startswith("zz-"):
+            nb.cells.append(
+                nbformat.v4.new_code_cell(
+                    f"import os, time\nopen({str(started / sid)!r}, 'w').write(str(os.getpid()))\n"
+                    f"while os.path.exists({str(hold)!r}):\n    time.sleep(0.1)"
+                )
+            )
+        path = tmp_path / "class" / sid / ONE / "chain_rule.ipynb"
+        path.parent.mkdir(parents=True)
+        nbformat.write(nb, path)
+    workspace = tmp_path / "workspace"
+    monkeypatch.setenv(course.WORKSPACE_ENV, str(workspace))
+    assert main(["collect", str(tmp_path / "class")]) == 0
+    return workspace, hold, started
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "terminal closed"])
+def test_sigterm_or_a_closed_terminal_stops_autograde_as_ctrl_c_does(
+    class_with_slow_notebooks, how
+):
+    """``kill PID`` (SIGTERM) or closing the terminal (SIGHUP) in the middle of ``autograde -j
+    2`` stops it as Ctrl+C does: the line that says how far it got, then one that names the
+    signal, and exit code 128 + its number, no traceback; no worker, template or kernel is left
+    running, nothing half written (no part of a file, no folder a notebook was graded in), the
+    lock is let go, and the next autograde grades the rest."""
+    import signal
+    import tempfile
+
+    workspace, hold, started = class_with_slow_notebooks
+    slow = ["zz-slow-1", "zz-slow-2"]
+    command = [sys.executable, "-m", "grader", "autograde", "-j", "2", "--cell-timeout", "300"]
+    # A short temporary folder: a kernel's socket path has at most 107 characters.
+    with tempfile.TemporaryDirectory(prefix="t") as temporary:
+        env = os.environ | {"TMPDIR": temporary}
+        terminal = _Terminal() if how == "terminal closed" else None
+        if terminal:
+            grading = subprocess.Popen(
+                command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave,
+                env=env, start_new_session=True, preexec_fn=terminal.become_controlling,
+            )  # fmt: skip
+            os.close(terminal.slave)
+        else:
+            grading = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
+        try:
+            # both workers are in the middle of a notebook, each in a kernel
+            _wait_for(lambda: len(list(started.iterdir())) == 2, grading)
+            kernels = {int((started / sid).read_text()) for sid in slow}
+            family = _family(grading.pid)
+            assert kernels <= {p.pid for p in family}, _alive(family)
+            if terminal:
+                terminal.close()
+                grading.wait(timeout=120)
+                said = ""
+            else:
+                grading.send_signal(signal.SIGTERM)
+                out, err = grading.communicate(timeout=120)
+                said = out + err
+        finally:
+            if grading.poll() is None:
+                grading.kill()
+                grading.wait()
+        signum = signal.SIGTERM if how == "SIGTERM" else signal.SIGHUP
+        assert grading.returncode == 128 + signum, said or terminal.text[-3000:]
+        if not terminal:
+            assert "Traceback" not in said, said
+            assert "interrupted: " in out and " run autograde again to grade the rest" in out, said
+            assert err.splitlines()[-1] == (
+                "stopped by signal SIGTERM (kill, or a shutdown): autograde ended as on Ctrl+C"
+            ), said
+        assert not _alive(family), _alive(family)
+        assert list(Path(temporary).iterdir()) == []  # the template's and kernels' folders
+    assert not list(workspace.rglob(f"*{course.PART}")), "a file half written"
+    assert not list(workspace.glob(f"autograded/*/.*{course.GRADING}")), "a folder graded in"
+    results = workspace / "results" / ONE
+    kept = {p.stem for p in results.glob("*.json")}
+    assert not kept & set(slow)
+    hold.unlink()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{7 - len(kept)} graded, {len(kept)} unchanged" in done.stdout, done.stdout
+    graded = {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
+    assert sorted(graded) == ["amy", "ben", "cat", "dan", "eve", *slow]
+
+
+# Waits, as a command does, until its terminal is closed; then writes more than a terminal
+# takes at once, and notes in the file given whether that went through.
+UNTIL_THE_TERMINAL_CLOSES = """
+import sys, time
+from pathlib import Path
+from grader.__main__ import StopSignals
+
+with StopSignals() as stop:
+    try:
+        print("waiting", flush=True)
+        time.sleep(120)
+    except KeyboardInterrupt:
+        print("x" * 100_000, flush=True)
+        print("stopped", file=sys.stderr, flush=True)
+        Path(sys.argv[1]).write_text(f"written after signal {stop.signum}")
+"""
+
+
+def test_after_its_terminal_closes_a_command_can_still_write(tmp_path):
+    """A closed terminal (SIGHUP) stops a command as Ctrl+C does, and what the command writes
+    while it stops (how far it got, a progress bar) no longer fails: it goes nowhere, where
+    writing to the closed terminal would raise an error in the middle of the cleanup."""
+    import signal
+    import time
+
+    noted = tmp_path / "noted"
+    terminal = _Terminal()
+    try:
+        command = subprocess.Popen(
+            [sys.executable, "-c", UNTIL_THE_TERMINAL_CLOSES, str(noted)],
+            stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave,
+            start_new_session=True, preexec_fn=terminal.become_controlling,
+        )  # fmt: skip
+        os.close(terminal.slave)
+        deadline = time.monotonic() + 60
+        while b"waiting" not in terminal.text:
+            assert command.poll() is None and time.monotonic() < deadline, terminal.text
+            time.sleep(0.05)
+    finally:
+        terminal.close()
+    assert command.wait(timeout=60) == 0
+    assert noted.read_text() == f"written after signal {signal.SIGHUP}"
