@@ -274,6 +274,7 @@ class StopSignals:
         return False
 
     def _stop(self, signum, frame):
+        """The handler of the stop signals: see the class's docstring."""
         if self.signum is not None:
             return
         self.signum = signum
