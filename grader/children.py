@@ -19,7 +19,7 @@ def start(inherited=()):
 
     die_with(os.getppid())
     os.setpgrp()
-    for name in ("SIGTERM", "SIGHUP"):  # a forked worker has the command's handlers
+    for name in ("SIGTERM", "SIGHUP"):  # __main__.STOP_SIGNALS: a forked worker has its handlers
         signum = getattr(signal, name, None)
         if signum is not None and callable(signal.getsignal(signum)):
             signal.signal(signum, signal.SIG_DFL)  # one ignored (nohup) stays ignored
