@@ -214,8 +214,11 @@ def _starter(cwd):
     what starts a kernel before its notebook is known."""
     import nbformat
 
+    from .kernel_client import QueueingClient
+
     starter = _client(nbformat.v4.new_notebook(), cwd, Limits(), deadline=0.0)
     starter.km = starter.create_kernel_manager()
+    starter.km.client_factory = QueueingClient  # each client of its kernel, see there
     return starter
 
 

@@ -480,3 +480,29 @@ def test_output_still_coming_after_the_reply_is_all_kept(tmp_path, monkeypatch):
     log = runner.run(nb, tmp_path, runner.Limits(cell=30))
     assert printed(nb.cells[0].outputs).splitlines()[-1] == "299"
     assert nb.cells[1].outputs[0].data["text/plain"] == "2" and log.events == {}
+
+
+def test_a_grader_far_behind_a_cells_output_loses_none_of_it(tmp_path, monkeypatch):
+    """A cell that sends its outputs faster than a busy grader reads them (a progress line
+    redrawn 2000 times) loses none of them, nor the kernel's word that it is done: with ZeroMQ's
+    default of 1000 messages queued on each side, the rest was dropped, and the grader waited
+    out the cell's time limit for a "done" that never came."""
+    from grader.outputs import CappedClient
+
+    real = CappedClient.process_message
+
+    def slow(self, msg, cell, cell_index):
+        time.sleep(0.003)
+        return real(self, msg, cell, cell_index)
+
+    monkeypatch.setattr(CappedClient, "process_message", slow)
+    source = (
+        "from IPython.display import clear_output\nfor i in range(2000):\n"
+        "    clear_output(wait=True)\n    print('step', i)"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in (source, "2")])
+    start = time.monotonic()
+    log = runner.run(nb, tmp_path, runner.Limits(cell=60))
+    assert [o.get("text") for o in nb.cells[0].outputs] == ["step 1999\n"]
+    assert nb.cells[1].outputs[0].data["text/plain"] == "2" and log.events == {}
+    assert time.monotonic() - start < 55, "waited out the cell's time limit"
