@@ -334,6 +334,8 @@ CANDIDATE_ADVICE = {
     "sigmoid-of-minus-z": "{name} equals sigma(-z) = 1 - sigma(z): check the sign inside exp.",
     "formula-on-input": "{name} applies s (1 - s) to z itself: first compute s = sigma(z), then "
     "s * (1 - s).",
+    "one-minus-y-missing": "{name} is dout * y * y: the sigmoid's local derivative is y (1 - y), "
+    "the output times one minus the output, so the second factor is 1 - y.",
     # matrices and layers
     "missing-transpose": "{name} uses a weight matrix without its transpose: sending an error "
     "back through W means multiplying by W.T.",
