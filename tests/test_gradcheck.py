@@ -415,3 +415,14 @@ def test_a_bias_gradient_summed_over_the_wrong_axes_names_the_batch_axis(layer):
     assert_names(wrong_axis, "summed-wrong-axis", "one entry per sample", "axis=0")
     everything = diagnosis("db", layer["delta"].sum(), layer["db"], batch_size=N)
     assert_names(everything, "wrong-shape", "summed into one number", "axis=0")
+
+
+def test_a_candidate_of_another_shape_names_the_mistake_before_the_shape(rng):
+    """b2 returned where b1 belongs has another shape than b1 (H hidden units, C classes): it
+    was told only that the shape is wrong, where the swap is the mistake."""
+    db1, db2 = rng.standard_normal(6), rng.standard_normal(3)
+    e = diagnosis("gradient()['b2']", db1, db2, candidates={"gradients-swapped": db1})
+    assert e.mistake == "gradients-swapped", e
+    assert "the other layer's parameter" in str(e) and "shape (6,); expected (3,)" in str(e)
+    e = diagnosis("gradient()['b2']", 2 * db1, db2, candidates={"gradients-swapped": db1})
+    assert e.mistake == "wrong-shape", e

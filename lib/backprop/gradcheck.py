@@ -151,14 +151,8 @@ class Evidence:
         )
 
     def matches(self, candidate):
-        """True when ``got`` is the wrong answer ``candidate`` up to rounding, judged on the
-        candidate's own size: one 1e-10 times the reference is no match for an answer of
-        zeros, which the reference's tolerance would let pass for it."""
-        candidate = np.asarray(candidate, dtype=np.float64)
-        own = 1e-8 * float(np.max(np.abs(candidate), initial=0.0))
-        return candidate.shape == self.got.shape and np.allclose(
-            self.got, candidate, rtol=self.rtol, atol=min(self.atol, own)
-        )
+        """True when ``got`` is the wrong answer ``candidate`` up to rounding (``_matches``)."""
+        return _matches(self.got, candidate, self.rtol, self.atol)
 
     def scaled(self, k):
         """True when ``got`` equals ``k`` times the reference (and the reference is not 0)."""
@@ -188,6 +182,17 @@ class Evidence:
     @property
     def active(self):
         return None if self.z is None or self.z.shape != self.got.shape else self.z > 0
+
+
+def _matches(got, candidate, rtol, atol):
+    """True when the array ``got`` is the wrong answer ``candidate`` (same shape) up to rounding,
+    judged on the candidate's own size: one 1e-10 times the reference is no match for an answer
+    of zeros, which the reference's tolerance ``atol`` would let pass for it."""
+    candidate = np.asarray(candidate, dtype=np.float64)
+    own = 1e-8 * float(np.max(np.abs(candidate), initial=0.0))
+    return candidate.shape == got.shape and bool(
+        np.allclose(got, candidate, rtol=rtol, atol=min(atol, own))
+    )
 
 
 def _relu_mask_flipped(e):
@@ -399,6 +404,9 @@ CANDIDATE_ADVICE = {
     "ignores-lr": "{name} moves by the whole gradient: multiply it by the learning rate lr.",
     "softmax-in-predict": "{name} are probabilities: predict returns the scores before the "
     "softmax; the softmax belongs to the loss layer.",
+    "gradients-swapped": "{name} holds the gradient of the other layer's parameter (b1 for b2, "
+    "W1 for W2, or the reverse): return each layer's own grads under its own key, W1 and b1 from "
+    "the first Affine layer, W2 and b2 from the second.",
     "keys-swapped": "{name} holds the gradient of its partner in the multiply node: check the "
     "order of (dx, dy) when you unpack backward's result.",
 }
@@ -515,7 +523,18 @@ def check_gradient(
     __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     arr = _as_array(name, got)
     ref = np.asarray(expected, dtype=np.float64)
+    scale = float(np.max(np.abs(ref), initial=0.0))
+    atol = 1e-8 * max(scale, 1e-3) if atol is None else atol
     if arr.shape != ref.shape:
+        # A candidate may have another shape than the reference (the gradient of another
+        # parameter, say): it names the mistake better than the shape does.
+        for key, wrong in (candidates or {}).items():
+            if np.issubdtype(arr.dtype, np.number) and _matches(
+                arr.astype(np.float64), wrong, rtol, atol
+            ):
+                advice = CANDIDATE_ADVICE.get(key, "{name} matches a known mistake: " + key + ".")
+                sentence = advice.format(name=name, n=batch_size, activation=activation)
+                fail(name, key, sentence, f" (shape {arr.shape}; expected {ref.shape})")
         key, sentence = _shape_advice(name, arr.shape, ref.shape, batch_size)
         fail(name, key, sentence)
     if not np.issubdtype(arr.dtype, np.floating):
@@ -529,8 +548,6 @@ def check_gradient(
         fail(name, "wrong-dtype", f"{name} has dtype {arr.dtype}; expected {np.dtype(dtype)}.")
 
     g = arr.astype(np.float64)
-    scale = float(np.max(np.abs(ref), initial=0.0))
-    atol = 1e-8 * max(scale, 1e-3) if atol is None else atol
     with np.errstate(invalid="ignore"):
         bad = ~(np.abs(g - ref) <= atol + rtol * np.abs(ref))
     if not bad.any():
