@@ -60,6 +60,46 @@ def test_names_them_all_when_the_cell_fails_on_what_one_returned():
         dx, dw = Relu().backward(1.0)
     except TypeError as exc:
         line = what_raised(exc, MulLayer, Relu, apple_orange_graph)
-    assert line.startswith("This cell stopped with TypeError: cannot unpack non-iterable"), line
-    assert "your MulLayer, Relu or apple_orange_graph returned" in line
+    assert line.startswith(
+        "One of your MulLayer, Relu or apple_orange_graph returned something this cell cannot use "
+        "(TypeError: cannot unpack non-iterable"
+    ), line
+    assert line.endswith("fix it, then run this cell again.")
     assert "Your MulLayer raised" not in line and "\n" not in line
+
+
+def sigmoid_prime(z):
+    z * (1 - z)  # a forgotten return
+
+
+def error_terms(z):
+    delta = (1.0 - z) * sigmoid_prime(z)
+    return delta
+
+
+def sigmoid(z):
+    return None  # a stub left empty
+
+
+def hidden(z):
+    out = sigmoid(z)
+    return out @ np.ones(2)
+
+
+def test_names_the_function_whose_none_the_raiser_used():
+    """error_terms multiplies by what sigmoid_prime returns: when that is None, error_terms
+    raises, and it is sigmoid_prime that needs fixing."""
+    try:
+        error_terms(np.ones(2))
+    except TypeError as exc:
+        line = what_raised(exc, error_terms, sigmoid_prime)
+    assert line.startswith("Your sigmoid_prime returned None, which your error_terms used"), line
+    assert "fix sigmoid_prime first" in line and "\n" not in line
+
+
+def test_follows_a_none_kept_in_a_variable_to_the_function_that_gave_it():
+    try:
+        hidden(np.ones(2))
+    except ValueError as exc:  # numpy's matmul refuses None without saying None
+        line = what_raised(exc, hidden, sigmoid)
+    assert line.startswith("Your sigmoid returned None, which your hidden used"), line

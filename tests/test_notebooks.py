@@ -221,9 +221,9 @@ def test_demonstration_cells_run_with_a_wrong_answer(fixture):
 
 
 def _printed_with(name, marker):
-    """What the cell whose source holds ``marker`` printed, in notebook 2 run with the wrong
-    answer of fixture ``name``."""
-    fixture = h.load_fixture(h.FIXTURES / "02-computation-graphs" / name)
+    """What the cell whose source holds ``marker`` printed, in the notebook run with the wrong
+    answer of fixture ``name`` (``assignment/exercise__label.py``)."""
+    fixture = h.load_fixture(h.FIXTURES / name)
     nb = h.execute_in_copy(
         fixture.assignment,
         h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source}),
@@ -235,12 +235,25 @@ def _printed_with(name, marker):
 def test_bill_explorer_falls_back_to_the_library_when_the_graph_returns_nothing():
     """The explorer needs a price and five gradients: given an apple_orange_graph that returns
     None, it showed an error where the picture belongs; the library's layers step in instead."""
-    said = _printed_with("apple_orange_graph__returns_nothing.py", "apple_orange_explorer(")
+    said = _printed_with(
+        "02-computation-graphs/apple_orange_graph__returns_nothing.py", "apple_orange_explorer("
+    )
     assert "the library's layers compute the numbers" in said, said
 
 
 def test_layer_check_names_the_layers_when_a_backward_returns_nothing():
     """The last check of notebook 2 printed "relative error dx: nan" for a Relu.backward that
     returns None; it says which layers to look at instead."""
-    said = _printed_with("Relu__returns_nothing.py", "def run(x, w):")
+    said = _printed_with("02-computation-graphs/Relu__returns_nothing.py", "def run(x, w):")
     assert "nan" not in said and "your Relu, MulLayer or Sigmoid returned" in said, said
+    # what went wrong and what to do, said plainly (it began "This cell stopped with ...")
+    assert said.startswith("One of your Relu, MulLayer or Sigmoid returned something"), said
+    assert "run their test cells above" in said, said
+
+
+def test_steps_of_the_two_layer_net_blame_the_function_that_returned_nothing():
+    """A sigmoid_prime that returns None makes error_terms, which multiplies by what it returns,
+    raise: the closing cell of notebook 3 blamed error_terms, which is right."""
+    said = _printed_with("03-sigmoid/sigmoid_prime__returns_nothing.py", "for step in range(301)")
+    assert "\nYour sigmoid_prime returned None, which your error_terms used" in said, said
+    assert "error_terms raised" not in said and "fix sigmoid_prime first" in said, said
