@@ -300,6 +300,34 @@ def test_check_no_warning():
         check_no_warning("sigmoid", lambda z: 1 / (1 + np.exp(-z)), z)
 
 
+def hushed_sigmoid(z):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-z))
+
+
+def seterr_sigmoid(z):
+    np.seterr(all="ignore")
+    return 1 / (1 + np.exp(-z))
+
+
+@pytest.mark.parametrize("fn", [hushed_sigmoid, seterr_sigmoid])
+def test_an_overflow_silenced_by_the_answer_still_counts(fn):
+    """1 / (1 + exp(-z)) under np.errstate(over="ignore") gives right values and no warning, but
+    it overflows for z < -709.8, which the notebook asks it not to do."""
+    settings = np.geterr()
+    z = np.array([-1000.0, 1000.0])
+    with pytest.raises(GradientMistake, match=r"still overflows.*\[mistake: overflow-hidden\]"):
+        check_no_warning("sigmoid", fn, z)
+    assert isinstance(np.errstate, type) and np.seterr.__module__.startswith("numpy")
+    assert np.geterr() == settings  # numpy's own functions and settings are back
+    with np.errstate(over="ignore"):
+        assert hushed_sigmoid(z)[0] == 0.0
+    # asking to ignore what never happens is no mistake
+    np.testing.assert_array_equal(
+        check_no_warning("sigmoid", hushed_sigmoid, np.zeros(2)), [0.5, 0.5]
+    )
+
+
 def test_a_long_numerical_gradient_shows_its_progress(capsys, monkeypatch):
     W = np.arange(6.0).reshape(2, 3)
     expected = 3 * W**2

@@ -629,21 +629,60 @@ def check_no_warning(name, fn, *args):
     """Call ``fn(*args)`` with numpy warnings as errors and return its result.
 
     A RuntimeWarning (overflow in exp, division by zero, invalid value) raises
-    ``GradientMistake`` with key ``numeric-warning``, naming the warning.
+    ``GradientMistake`` with key ``numeric-warning``, naming the warning. A warning that ``fn``
+    silences with ``np.errstate`` or ``np.seterr`` still happens: key ``overflow-hidden``.
     """
     __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
-    with warnings.catch_warnings():
+    strict = dict(over="raise", divide="raise", invalid="raise", under="ignore")
+    with warnings.catch_warnings(), np.errstate(**strict), _errors_kept_on(strict) as silenced:
         warnings.simplefilter("error", RuntimeWarning)
         try:
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                return fn(*args)
+            return fn(*args)
         except (RuntimeWarning, FloatingPointError) as warning:
+            if silenced:
+                fail(
+                    name,
+                    "overflow-hidden",
+                    f"{name} still overflows ({warning}); np.errstate (or np.seterr) only hides the "
+                    "warning. "
+                    "The value may come out right (1 / (1 + inf) is 0), but the overflow is there, "
+                    "and the same habit hides the nan of the next formula: compute with "
+                    "exp(-|z|), which never overflows, instead of silencing numpy.",
+                )
             fail(
                 name,
                 "numeric-warning",
                 f"{name} warned: {warning}. For large |z| use a form that cannot overflow "
                 "(e.g. exp(-|z|), or subtract the maximum before exp).",
             )
+
+
+@contextmanager
+def _errors_kept_on(settings):
+    """Inside the block, ``np.errstate(...)`` and ``np.seterr(...)`` called by the learner's code
+    keep numpy's floating-point ``settings`` instead of switching errors off; the list yielded
+    collects the settings they asked for that ignore an error (``{"over": "ignore"}``)."""
+    silenced = []
+    real_errstate, real_seterr = np.errstate, np.seterr
+
+    def asked(kwargs):
+        ignored = {k: v for k, v in kwargs.items() if v == "ignore"}
+        if ignored:
+            silenced.append(ignored)
+
+    def errstate(**kwargs):
+        asked(kwargs)
+        return real_errstate(**settings)
+
+    def seterr(**kwargs):
+        asked(kwargs)
+        return np.geterr()
+
+    np.errstate, np.seterr = errstate, seterr
+    try:
+        yield silenced
+    finally:
+        np.errstate, np.seterr = real_errstate, real_seterr
 
 
 @contextmanager
