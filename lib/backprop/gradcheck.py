@@ -643,11 +643,11 @@ def check_no_warning(name, fn, *args):
                 fail(
                     name,
                     "overflow-hidden",
-                    f"{name} still overflows ({warning}); np.errstate (or np.seterr) only hides the "
-                    "warning. "
-                    "The value may come out right (1 / (1 + inf) is 0), but the overflow is there, "
-                    "and the same habit hides the nan of the next formula: compute with "
-                    "exp(-|z|), which never overflows, instead of silencing numpy.",
+                    f"{name} still overflows ({warning}); np.errstate (or np.seterr) only "
+                    "hides the warning. The value may come out right (1 / (1 + inf) is 0), but "
+                    "the overflow is there, and the same habit hides the nan of the next "
+                    "formula: compute with exp(-|z|), which never overflows, instead of "
+                    "silencing numpy.",
                 )
             fail(
                 name,
