@@ -220,6 +220,30 @@ def test_demonstration_cells_run_with_a_wrong_answer(fixture):
     )
 
 
+# Wrong answers that make a training run in the demonstration cells blow up when those cells
+# train with them: the cells must notice the answer is wrong and train with the library's loop.
+DIVERGING = ["05-training-loop/sgd_step__sign_flipped"]
+DIVERGING_FIXTURES = [f for f in FIXTURES if f.id in DIVERGING]
+
+
+@pytest.mark.parametrize("fixture", DIVERGING_FIXTURES, ids=[f.id for f in DIVERGING_FIXTURES])
+def test_demonstration_cells_print_no_numpy_warnings_with_a_wrong_answer(fixture):
+    """An sgd_step that climbs the gradient made the spiral's training overflow, and numpy's
+    RuntimeWarnings filled the cell under its decision boundary."""
+    nb = h.execute_in_copy(
+        fixture.assignment,
+        h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source}),
+    )
+    warned = {
+        i: out.text[:1500]
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and not h.grade_id(cell)
+        for out in cell.get("outputs", [])
+        if out.output_type == "stream" and out.name == "stderr"
+    }
+    assert not warned, f"cells that are not tests wrote to stderr: {warned}"
+
+
 def _printed_with(name, marker):
     """What the cell whose source holds ``marker`` printed, in the notebook run with the wrong
     answer of fixture ``name`` (``assignment/exercise__label.py``)."""
