@@ -194,6 +194,22 @@ def test_alternative_correct_answers_pass_the_hidden_tests_too(fixture):
     assert not mine, f"rejected by the hidden tests:\n{next(iter(mine.values()), '')[:2000]}"
 
 
+def test_an_error_in_the_answer_is_one_line_that_names_its_line():
+    """An answer that raises (here a matmul of the wrong shapes) showed the whole traceback,
+    down into the learner's cell; the test says what was raised and where, in one line, and
+    still fails."""
+    fixture = h.load_fixture(h.FIXTURES / "03-sigmoid" / "sigmoid_layer_grads__raises.py")
+    nb = h.student_notebook(fixture.assignment, {fixture.exercise: fixture.source})
+    text = re.sub(
+        r"\x1b\[[0-9;]*m", "", h.validate(nb, fixture.assignment)["test_sigmoid_layer_grads"]
+    )
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("GradientMistake: sigmoid_layer_grads raised ValueError: matmul:"), last
+    assert re.search(r"at Cell In\[\d+\], line 6, in sigmoid_layer_grads: dW = x @ delta", last)
+    assert "[mistake: raised]" in last
+    assert "ValueError  " not in text and "----> 6" not in text, text  # no traceback of the answer
+
+
 # Wrong answers whose results the demonstration cells (the cells that are not tests) cannot use:
 # those cells must still run, on the library's version or with one line saying what is wrong,
 # since a learner runs the notebook top to bottom before every answer is right.

@@ -2,7 +2,19 @@
 
 import itertools
 import linecache
+import os
 import re
+import sysconfig
+
+# Code in these folders is not the learner's: the standard library, installed packages (numpy,
+# IPython) and this library.
+NOT_YOURS = tuple(
+    os.path.join(os.path.realpath(folder), "")
+    for folder in {
+        *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+        os.path.dirname(__file__),
+    }
+)
 
 
 def what_raised(exc, *yours):
@@ -99,3 +111,35 @@ def _failing_expression(tb, lines):
     if start != tb.tb_lineno or end != start or col is None or end_col is None:
         return line
     return line.encode()[col:end_col].decode(errors="replace")
+
+
+def where_in_yours(exc):
+    """Where in the learner's code ``exc`` was raised, as a traceback names it: ``Cell In[12],
+    line 6, in sigmoid_layer_grads: dW = x @ delta``, for the innermost frame outside
+    ``NOT_YOURS`` (a numpy function that raised was called from that line); None when no frame
+    is the learner's."""
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not os.path.realpath(filename).startswith(NOT_YOURS):
+            found = tb
+        tb = tb.tb_next
+    if found is None:
+        return None
+    code = found.tb_frame.f_code
+    line = linecache.getline(code.co_filename, found.tb_lineno, found.tb_frame.f_globals).strip()
+    place = _cell_name(code.co_filename) or os.path.basename(code.co_filename)
+    function = getattr(code, "co_qualname", code.co_name)
+    inside = "" if function == "<module>" else f", in {function}"
+    return f"{place}, line {found.tb_lineno}{inside}: {line}"
+
+
+def _cell_name(filename):
+    """``Cell In[12]`` for the file IPython compiled a cell into, else None."""
+    try:
+        from IPython import get_ipython
+
+        label = get_ipython().compile.format_code_name(filename)
+    except Exception:  # not in IPython, or an IPython without cell names
+        return None
+    return " ".join(label) if label else None

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .explain import where_in_yours
+
 TAG = "[mistake: {}]"
 MAX_BATCH = 100_000  # the largest 1/k read as a mean over a batch of k
+NOT_IMPLEMENTED = "{name} is not implemented yet: fill in the answer cell."
 SLOW = 2.0  # seconds: a numerical gradient expected to take longer shows a progress bar
 TAG_PATTERN = re.compile(r"\[mistake: ([\w/-]+)\]")
 
@@ -426,6 +429,31 @@ def fail(name, mistake, sentence, detail=""):
     raise GradientMistake(f"{sentence}{detail} {TAG.format(mistake)}", mistake, name)
 
 
+def call_yours(name, fn, *args, let_through=()):
+    """``fn(*args)``, the learner's ``name``, for a test: an exception it raises becomes a
+    ``GradientMistake`` of one line naming the exception and the learner's line that raised it,
+    where IPython would print the whole traceback (``[mistake: raised]``; a stub's
+    ``NotImplementedError``: ``[mistake: not-implemented]``). A failed check, and the exception
+    types in ``let_through``, pass unchanged. The test still fails, so it earns no marks."""
+    __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
+    try:
+        return fn(*args)
+    except (GradientMistake, *let_through):
+        raise
+    except NotImplementedError:
+        sentence, mistake = NOT_IMPLEMENTED.format(name=name), "not-implemented"
+    except Exception as exc:
+        message = " ".join(str(exc).split())
+        where = where_in_yours(exc)
+        at = f" at {where}" if where else ""
+        sentence = (
+            f"{name} raised {type(exc).__name__}: {message}{at}. Fix that line, run its cell, "
+            "then run this test again."
+        )
+        mistake = "raised"
+    fail(name, mistake, sentence)  # outside the except clauses: no chained traceback
+
+
 def _shape_advice(name, got_shape, ref_shape, n=None):
     """(key, sentence) for an answer of the wrong shape, naming the axis or the transpose.
     ``n``, the batch size when known, recognises a sum over the wrong axis or over all of them."""
@@ -468,12 +496,9 @@ def _as_array(name, got):
     """``got`` as a float array, or a GradientMistake for None, exceptions and non-numbers."""
     __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     if callable(got):
-        try:
-            got = got()
-        except NotImplementedError:
-            got = NotImplemented
+        got = call_yours(name, got)
     if got is NotImplemented:
-        fail(name, "not-implemented", f"{name} is not implemented yet: fill in the answer cell.")
+        fail(name, "not-implemented", NOT_IMPLEMENTED.format(name=name))
     if got is None:  # an answer that ends without return, or the empty body of a stub
         fail(
             name,
@@ -606,7 +631,7 @@ def check_backward(backward, dout, name="dx"):
     """
     __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     before = np.array(dout, copy=True)
-    result = backward(dout)
+    result = call_yours(name, backward, dout)
     if not np.array_equal(before, dout):
         fail(
             name,
@@ -637,7 +662,7 @@ def check_no_warning(name, fn, *args):
     with warnings.catch_warnings(), np.errstate(**strict), _errors_kept_on(strict) as silenced:
         warnings.simplefilter("error", RuntimeWarning)
         try:
-            return fn(*args)
+            return call_yours(name, fn, *args, let_through=(RuntimeWarning, FloatingPointError))
         except (RuntimeWarning, FloatingPointError) as warning:
             if silenced:
                 fail(
@@ -774,7 +799,7 @@ def kept_inputs(name, call, **inputs):
     as they were; raises ``GradientMistake`` (``modified-input``) naming the first it changed."""
     __tracebackhide__ = True  # tracebacks show the learner's code, not the checker's
     before = {key: np.array(value, copy=True) for key, value in inputs.items()}
-    result = call()
+    result = call_yours(name, call)
     for key, value in inputs.items():
         if not np.array_equal(before[key], value):
             fail(
