@@ -103,3 +103,15 @@ def test_follows_a_none_kept_in_a_variable_to_the_function_that_gave_it():
     except ValueError as exc:  # numpy's matmul refuses None without saying None
         line = what_raised(exc, hidden, sigmoid)
     assert line.startswith("Your sigmoid returned None, which your hidden used"), line
+
+
+def test_where_in_yours_names_the_learners_line_not_numpys():
+    from backprop.explain import where_in_yours
+
+    try:
+        hidden(np.ones(2))
+    except ValueError as exc:
+        where = where_in_yours(exc)
+    assert where.startswith("test_explain.py, line ") and where.endswith(
+        "in hidden: return out @ np.ones(2)"
+    ), where

@@ -454,3 +454,33 @@ def test_a_candidate_of_another_shape_names_the_mistake_before_the_shape(rng):
     assert "the other layer's parameter" in str(e) and "shape (6,); expected (3,)" in str(e)
     e = diagnosis("gradient()['b2']", 2 * db1, db2, candidates={"gradients-swapped": db1})
     assert e.mistake == "wrong-shape", e
+
+
+def layer_grads_with_a_slip(x, delta):
+    dW = x @ delta  # x.T @ delta was meant
+    return dW
+
+
+def test_an_exception_in_the_answer_is_one_line_naming_its_line(rng):
+    """An answer that raises gave a whole traceback; the checker says what it raised and on
+    which line, and still fails the test."""
+    x, delta = rng.standard_normal((5, 3)), rng.standard_normal((5, 4))
+    with pytest.raises(GradientMistake) as info:
+        kept_inputs("sigmoid_layer_grads", lambda: layer_grads_with_a_slip(x, delta), x=x)
+    said = str(info.value)
+    assert info.value.mistake == "raised" and said.startswith(
+        "sigmoid_layer_grads raised ValueError: matmul:"
+    ), said
+    assert (
+        "test_gradcheck.py, line " in said and "in layer_grads_with_a_slip: dW = x @ delta" in said
+    )
+    assert info.value.__suppress_context__ or info.value.__context__ is None  # no second traceback
+    with pytest.raises(GradientMistake, match=r"not implemented yet.*\[mistake: not-implemented\]"):
+        check_gradient("dx", lambda: (_ for _ in ()).throw(NotImplementedError()), 1.0)
+    with pytest.raises(GradientMistake, match=r"\[mistake: raised\]"):
+        check_backward(lambda dout: dout[5], np.ones(2))
+    # a failed check inside, and the exceptions a test asks for, pass through unchanged
+    with pytest.raises(GradientMistake, match=r"\[mistake: numeric-warning\]"):
+        check_no_warning("sigmoid", lambda z: 1 / (1 + np.exp(-z)), np.array([-1000.0]))
+    with pytest.raises(ValueError):
+        gradcheck.call_yours("sgd_step", int, "x", let_through=(ValueError,))

@@ -1,4 +1,6 @@
-"""One line instead of a traceback when a learner's code raises in a demonstration cell."""
+"""One line instead of a traceback when a learner's code raises: in a demonstration cell
+(``what_raised``), and in a test, where ``gradcheck.call_yours`` names the learner's line
+(``where_in_yours``)."""
 
 import itertools
 import linecache
