@@ -663,23 +663,24 @@ def check_no_warning(name, fn, *args):
         warnings.simplefilter("error", RuntimeWarning)
         try:
             return call_yours(name, fn, *args, let_through=(RuntimeWarning, FloatingPointError))
-        except (RuntimeWarning, FloatingPointError) as warning:
-            if silenced:
-                fail(
-                    name,
-                    "overflow-hidden",
-                    f"{name} still overflows ({warning}); np.errstate (or np.seterr) only "
-                    "hides the warning. The value may come out right (1 / (1 + inf) is 0), but "
-                    "the overflow is there, and the same habit hides the nan of the next "
-                    "formula: compute with exp(-|z|), which never overflows, instead of "
-                    "silencing numpy.",
-                )
-            fail(
-                name,
-                "numeric-warning",
-                f"{name} warned: {warning}. For large |z| use a form that cannot overflow "
-                "(e.g. exp(-|z|), or subtract the maximum before exp).",
-            )
+        except (RuntimeWarning, FloatingPointError) as caught:
+            warning = caught
+    # outside the except clause, so that the learner sees one message, not two tracebacks
+    if silenced:
+        fail(
+            name,
+            "overflow-hidden",
+            f"{name} still warns ({warning}); np.errstate (or np.seterr) only hides it. The "
+            "value may come out right (1 / (1 + inf) is 0), but the inf is there, and the next "
+            "formula turns it into nan: use a form that cannot overflow (exp(-|z|), or subtract "
+            "the maximum before exp) instead of silencing numpy.",
+        )
+    fail(
+        name,
+        "numeric-warning",
+        f"{name} warned: {warning}. For large |z| use a form that cannot overflow "
+        "(e.g. exp(-|z|), or subtract the maximum before exp).",
+    )
 
 
 @contextmanager
