@@ -135,6 +135,18 @@ def stop(*args, **kwargs):
 course.assignments = stop
 sys.exit(main(sys.argv[1:]))
 """
+
+
+def as_typed_in_a_terminal():
+    """Run in a new process before its program: SIGINT, SIGTERM and SIGHUP do to it what they do
+    to a command typed in a terminal. A test run started in the background or under ``nohup``
+    ignores SIGINT or SIGHUP, and a program keeps ignoring what it was started ignoring."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 STOPPED_BY = {
     "SIGTERM": "stopped by signal SIGTERM (kill, or a shutdown)",
     "SIGHUP": "stopped by signal SIGHUP (its terminal was closed)",
@@ -163,6 +175,7 @@ def test_ctrl_c_or_a_signal_early_in_a_command_stops_it_in_one_line(tmp_path, co
         capture_output=True,
         text=True,
         timeout=60,
+        preexec_fn=as_typed_in_a_terminal,
     )
     said = (done.stdout + done.stderr).splitlines()
     if command == "feedback":  # feedback says so itself, at any moment (see feedback.CtrlC)
@@ -326,11 +339,12 @@ class _Terminal:
 
     def become_controlling(self):
         """Run in the new process, in a session of its own: this terminal is its controlling
-        terminal."""
+        terminal, and the signals do what they do to a command typed in it."""
         import fcntl
         import termios
 
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        as_typed_in_a_terminal()
 
     def _read(self):
         import select
@@ -403,8 +417,9 @@ def test_sigterm_or_a_closed_terminal_stops_autograde_as_ctrl_c_does(
             os.close(terminal.slave)
         else:
             grading = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-            )
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                preexec_fn=as_typed_in_a_terminal,
+            )  # fmt: skip
         try:
             # both workers are in the middle of a notebook, each in a kernel
             _wait_for(lambda: len(list(started.iterdir())) == 2, grading)
