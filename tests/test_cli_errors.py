@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import nbharness as nh
 import pytest
+from process_tree import descendants, described, running
 
 from grader import course, feedback, gradebook
 from grader.__main__ import main
@@ -292,27 +293,6 @@ def test_a_command_waits_out_the_instant_an_export_tests_the_lock(workspace, mon
         os.close(fd)
 
 
-def _family(pid):
-    """The running processes descended from process ``pid`` (workers, template, kernels)."""
-    import psutil
-
-    return psutil.Process(pid).children(recursive=True)
-
-
-def _alive(processes):
-    """Those of ``processes`` (psutil's) that still run: ``[(pid, command)]``."""
-    import psutil
-
-    alive = []
-    for process in processes:
-        try:
-            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                alive.append((process.pid, " ".join(process.cmdline()[:4])))
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
 def _wait_for(ready, process, seconds=120):
     """Wait until ``ready()`` or ``process`` ended (then fail), at most ``seconds``."""
     import time
@@ -424,8 +404,8 @@ def test_sigterm_or_a_closed_terminal_stops_autograde_as_ctrl_c_does(
             # both workers are in the middle of a notebook, each in a kernel
             _wait_for(lambda: len(list(started.iterdir())) == 2, grading)
             kernels = {int((started / sid).read_text()) for sid in slow}
-            family = _family(grading.pid)
-            assert kernels <= {p.pid for p in family}, _alive(family)
+            family = descendants(grading.pid)
+            assert kernels <= {p.pid for p in family}, described(running(family))
             if terminal:
                 terminal.close()
                 grading.wait(timeout=120)
@@ -446,7 +426,7 @@ def test_sigterm_or_a_closed_terminal_stops_autograde_as_ctrl_c_does(
             assert err.splitlines()[-1] == (
                 "stopped by signal SIGTERM (kill, or a shutdown): autograde ended as on Ctrl+C"
             ), said
-        assert not _alive(family), _alive(family)
+        assert not described(running(family)), described(running(family))
         assert list(Path(temporary).iterdir()) == []  # the template's and kernels' folders
     assert not list(workspace.rglob(f"*{course.PART}")), "a file half written"
     assert not list(workspace.glob(f"autograded/*/.*{course.GRADING}")), "a folder graded in"

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.warnings import DuplicateCellId
+from process_tree import descendants, described, running
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "grading"))
 
@@ -584,38 +585,6 @@ sys.exit(main(["--workspace", sys.argv[2], "autograde", "-j", "2", "--cell-timeo
 """
 
 
-def _descendants(pid):
-    import psutil
-
-    return psutil.Process(pid).children(recursive=True)
-
-
-def _described(processes):
-    """``[(pid, command)]`` of ``processes``, those that are gone marked so."""
-    import psutil
-
-    described = []
-    for p in processes:
-        try:
-            described.append((p.pid, " ".join(p.cmdline()[:4])))
-        except psutil.Error:
-            described.append((p.pid, "gone"))
-    return described
-
-
-def _running(processes):
-    import psutil
-
-    alive = []
-    for p in processes:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
 @pytest.fixture
 def grading_run(tiny_class, tmp_path, monkeypatch):
     """``(command, env, temporary)``: ``autograde -j 2`` of the collected tiny class in a new
@@ -644,21 +613,21 @@ def test_a_killed_grader_leaves_no_process_behind(grading_run):
         # Two workers and the template are children, kernels the template's children: four
         # processes at least once a kernel runs. (Not "a child has children": the template
         # runs a short-lived `uname -p` while it imports, which a loaded machine lets be seen.)
-        everyone = _running(_descendants(grading.pid))
+        everyone = running(descendants(grading.pid))
         while time.monotonic() < deadline and len(everyone) < 4 and grading.poll() is None:
             time.sleep(0.1)
-            everyone = _running(_descendants(grading.pid))
+            everyone = running(descendants(grading.pid))
         assert len(everyone) >= 4, (
             "the grader never got as far as running kernels: "
-            f"{_described(everyone)}, exit code {grading.poll()}, output:\n"
+            f"{described(everyone)}, exit code {grading.poll()}, output:\n"
             f"{log.read_text()[-3000:]}"
         )
         grading.kill()
         grading.wait()
         deadline = time.monotonic() + 15
-        while _running(everyone) and time.monotonic() < deadline:
+        while running(everyone) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _running(everyone), _described(_running(everyone))
+        assert not running(everyone), described(running(everyone))
         assert not list(temporary.glob("grader-template-*"))
     finally:
         if grading.poll() is None:
@@ -704,7 +673,7 @@ def test_a_worker_ends_on_sigterm_in_the_middle_of_a_notebook(tmp_path):
                 assert time.monotonic() < deadline, "the notebook never started"
                 time.sleep(0.05)
             assert kernel_pid.exists(), worker.communicate()[0][-3000:]
-            kernel = _descendants(worker.pid)
+            kernel = descendants(worker.pid)
             kernel = [p for p in kernel if p.pid == int(kernel_pid.read_text())]
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=30)
@@ -714,9 +683,9 @@ def test_a_worker_ends_on_sigterm_in_the_middle_of_a_notebook(tmp_path):
                 worker.wait()
         assert worker.returncode == -signal.SIGTERM, worker.stdout.read()[-3000:]
         deadline = time.monotonic() + 15
-        while _running(kernel) and time.monotonic() < deadline:
+        while running(kernel) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert kernel and not _running(kernel), _described(kernel)
+        assert kernel and not running(kernel), described(kernel)
 
 
 def test_a_grading_run_leaves_nothing_in_the_temporary_folder(grading_run):
@@ -757,7 +726,7 @@ def test_ctrl_c_stops_grading_cleanly_and_the_next_run_grades_the_rest(grading_r
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not list(results.glob("*.json")):
             time.sleep(0.05)
-        everyone = _descendants(grading.pid)
+        everyone = descendants(grading.pid)
         os.killpg(grading.pid, signal.SIGINT)
         out, err = grading.communicate(timeout=30)
     finally:
@@ -765,7 +734,7 @@ def test_ctrl_c_stops_grading_cleanly_and_the_next_run_grades_the_rest(grading_r
             os.killpg(grading.pid, signal.SIGKILL)
     assert grading.returncode == 130, err[-3000:]
     assert "interrupted:" in out and "Traceback" not in err, err[-3000:]
-    assert not _running(everyone), _described(_running(everyone))
+    assert not running(everyone), described(running(everyone))
     assert list(temporary.iterdir()) == []
     assert not list(workspace.glob("autograded/*/.*.grading")), "folders graded in"
     recorded = {path.stem for path in results.glob("*.json")}
