@@ -69,9 +69,9 @@ def _ended_its_grader(assignment, student, key=None):
 
 
 def read_result(path):
-    """The result stored at ``path``; None when there is none, or when it cannot be read (one
-    cut short by a grader killed while writing it, before results were written whole): that
-    submission is graded again."""
+    """The result (or the note, ``dropped_path``) stored at ``path``; None when there is none, or
+    when it cannot be read (one cut short by a grader killed while writing it, before results
+    were written whole): that submission is graded again."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -148,7 +148,7 @@ def _save(gb, result, job):
     dropped_before = {
         where for kind, where in old.get("flags", []) if kind == "manual-mark-dropped"
     }
-    dropped_before |= set(_read_note(note))
+    dropped_before |= set(read_result(note) or [])
     timestamp = course.submitted_at(Path(job["submitted"]).parent)
     dropped, kept = gradebook.record(gb, result, timestamp, dropped_before)
     if dropped:
@@ -161,14 +161,6 @@ def _save(gb, result, job):
     )
     note.unlink(missing_ok=True)
     failure_path(aid, student).unlink(missing_ok=True)
-
-
-def _read_note(path):
-    """The grade_ids noted at ``path`` (``dropped_path``); none when there is no note."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
 
 
 class GradingInterrupted(KeyboardInterrupt):

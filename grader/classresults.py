@@ -11,14 +11,16 @@ def nothing_graded():
     return f"nothing graded yet: run `{course.command()} autograde` first"
 
 
-def while_in_use(command):
-    """The line that ``command`` (``export``, ``report``), which reads the workspace without
-    holding it, says first when another grader command holds it (``course.in_use``): what it
-    shows may be part-way (an autograde's grades so far). None when none does."""
+def while_in_use(command, out):
+    """Say with ``out`` what ``command`` (``export``, ``report``), which reads the workspace
+    without holding it, says first when another grader command holds it (``course.in_use``):
+    what it shows may be part-way (an autograde's grades so far). Nothing when none does."""
     what = course.in_use()
-    if what is None:
-        return None
-    return f"note: {what}, so what this {command} shows may change: {command} again once it is done"
+    if what is not None:
+        out(
+            f"note: {what}, so what this {command} shows may change: {command} again once it is"
+            " done"
+        )
 
 
 def nothing_collected(ids):

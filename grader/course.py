@@ -150,16 +150,13 @@ def _lock(fd, shared=False):
     take it shared, where the system can): False when another process has it."""
     try:
         import fcntl
-    except ImportError:  # Windows: a byte far past the holder's pid, which stays readable
+    except ImportError:  # Windows
         import msvcrt
 
-        os.lseek(fd, 4096, os.SEEK_SET)
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            _lock_byte(fd, msvcrt.LK_NBLCK)
         except OSError:
             return False
-        finally:
-            os.lseek(fd, 0, os.SEEK_SET)
         return True
     try:
         fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
@@ -175,13 +172,21 @@ def _release(fd):
     except ImportError:  # Windows
         import msvcrt
 
-        os.lseek(fd, 4096, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        finally:
-            os.lseek(fd, 0, os.SEEK_SET)
+        _lock_byte(fd, msvcrt.LK_UNLCK)
         return
     fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _lock_byte(fd, mode):
+    """Windows: ``msvcrt.locking`` with ``mode`` on a byte of open file ``fd`` far past the
+    holder's pid, which stays readable; the file's position is put back at its start."""
+    import msvcrt
+
+    os.lseek(fd, 4096, os.SEEK_SET)
+    try:
+        msvcrt.locking(fd, mode, 1)
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)
 
 
 def assignments():

@@ -220,9 +220,7 @@ def export(to=None, out=print, wide=False, totals=True, id_column="student_id"):
     grader command) that is running in the workspace: it says so first (``while_in_use``), and
     exports the grades recorded so far."""
     path = csv_file(to, wide)
-    busy = while_in_use("export")
-    if busy:
-        out(busy)
+    while_in_use("export", out)
     if not graded_assignments():
         raise course.UsageError(nothing_graded())
     if not totals and not wide:

@@ -122,9 +122,7 @@ def report(to=None, out=print):
     page = course.output_file(to, "report.html")
     if page.suffix.lower() not in (".html", ".htm"):
         raise course.UsageError(f"{page}: the report is a web page, name it .html")
-    busy = while_in_use("report")
-    if busy:
-        out(busy)
+    while_in_use("report", out)
     statuses = {aid: grade_status(aid) for aid in graded_assignments()}
     rows = class_report(statuses)
     if not rows:

@@ -40,8 +40,7 @@ def what_raised(exc, *yours):
     while tb is not None:
         culprit = code_names.get(tb.tb_frame.f_code, culprit)
         tb = tb.tb_next
-    message = " ".join(str(exc).split())
-    error = f"{type(exc).__name__}: {message}"
+    error = error_line(exc)
     source = none_from(exc, [obj.__name__ for obj in yours if not isinstance(obj, type)])
     if source is not None and source != culprit:
         user = f"your {culprit}" if culprit else "this cell"
@@ -66,6 +65,11 @@ def what_raised(exc, *yours):
     return (
         f"Your {culprit} raised {error}; fix it with the test cell above, then run this cell again."
     )
+
+
+def error_line(exc):
+    """``exc`` as one line: ``ValueError: shapes (2,3) and (2,3) not aligned ...``."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def none_from(exc, names):

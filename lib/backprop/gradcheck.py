@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .explain import where_in_yours
+from .explain import error_line, where_in_yours
 
 TAG = "[mistake: {}]"
 MAX_BATCH = 100_000  # the largest 1/k read as a mean over a batch of k
@@ -443,12 +443,11 @@ def call_yours(name, fn, *args, let_through=()):
     except NotImplementedError:
         sentence, mistake = NOT_IMPLEMENTED.format(name=name), "not-implemented"
     except Exception as exc:
-        message = " ".join(str(exc).split())
         where = where_in_yours(exc)
         at = f" at {where}" if where else ""
         sentence = (
-            f"{name} raised {type(exc).__name__}: {message}{at}. Fix that line, run its cell, "
-            "then run this test again."
+            f"{name} raised {error_line(exc)}{at}. Fix that line, run its cell, then run this "
+            "test again."
         )
         mistake = "raised"
     fail(name, mistake, sentence)  # outside the except clauses: no chained traceback
