@@ -14,9 +14,9 @@ def table(headers, rows):
     return "\n".join(lines)
 
 
-def section(title, body, notes=()):
-    """A ``##`` section: title, optional notes as a list, then ``body``."""
-    parts = [f"## {title}", ""]
+def section(title, body, notes=(), level=2):
+    """A section (``##`` at ``level`` 2): title, optional notes as a list, then ``body``."""
+    parts = [f"{'#' * level} {title}", ""]
     if notes:
         parts += [f"- {note}" for note in notes] + [""]
     return "\n".join(parts + [body, ""])

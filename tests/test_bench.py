@@ -271,14 +271,30 @@ def test_the_class_splits_into_halves_that_each_mix_right_and_wrong(tmp_path):
     assert copied.read_bytes() == paths[3].read_bytes()
 
 
-@pytest.mark.parametrize(
-    ("j2_walls", "shown"), [((4.0, 3.0), "1.50-2.00x"), ((4.0, 4.0), "gave 1.50x the")]
-)
-def test_the_heavier_notebook_note_gives_the_range_of_speedups(monkeypatch, j2_walls, shown):
-    rounds = [{"j1": _sample(6.0, 2.0, 1.5), "j2": _sample(wall, 2.0, 1.0)} for wall in j2_walls]
-    monkeypatch.setattr(grading, "_rounds", lambda *args, **kwargs: rounds)
-    (note,) = grading._heavier_notebook("05-training-loop")
-    assert shown in note and "1.50 s per submission" in note
+def test_each_assignment_and_the_whole_course_get_a_speedup_row(monkeypatch):
+    """The first assignment's row comes from the main table's rounds; the others from rounds of
+    their own; the course's ratio is that of the wall times summed over the classes."""
+    heavy = [{"j1": _sample(20.0, 2.0, 0.9), "j2": _sample(wall, 2.0, 0.5)} for wall in (10, 11)]
+    asked = []
+
+    def rounds(assignment, count, hows):
+        asked.append((assignment, count, hows))
+        return heavy
+
+    monkeypatch.setattr(grading, "_rounds", rounds)
+    text = grading._by_assignment(["01-a", "05-b"], _samples(4.0, rounds=2))
+    assert asked == [("05-b", 2, ("j1", "j2"))]
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines() if "|" in line}
+    light, heavier, course = (
+        rows["| `01-a`"],
+        rows["| `05-b`"],
+        rows["| all 2, one after the other"],
+    )
+    assert light[4] == "1.50x (1.50, 1.50)" and light[-1].startswith("missed")
+    assert heavier[1:5] == ["1.00", "0.90", "0.53", "1.91x (2.00, 1.82)"]
+    assert heavier[-1].startswith("met")
+    # (6 + 20) / (4 + 10) and (6 + 20) / (4 + 11)
+    assert course[4] == "1.80x (1.86, 1.73)" and course[-1].startswith("met")
 
 
 def _answers(path, master_answers):
