@@ -9,9 +9,11 @@ unless it is still the untouched stub (0 points).
 
 A failed exercise is diagnosed from the ``[mistake: <key>]`` tags in its test cells' errors
 (written by ``backprop.gradcheck``); without a tag the diagnosis says why it failed:
-``not-implemented``, ``timeout``, ``dead-kernel``, ``not-run``, ``error-in-answer-cell`` or
-``unexplained``. An answer cell the learner deleted (put back from the release, so unanswered) is
-``deleted-answer-cell`` rather than ``not-implemented``: the answer may be in another cell.
+``not-implemented``, ``timeout``, ``dead-kernel``, ``not-run``, ``error-in-answer-cell``,
+``raised`` (the learner's code raised when a test called it, as ``gradcheck.call_yours`` names
+it) or ``unexplained``. An answer cell the learner deleted (put back from the release, so
+unanswered) is ``deleted-answer-cell`` rather than ``not-implemented``: the answer may be in
+another cell.
 """
 
 import re
@@ -95,7 +97,16 @@ def _untagged_reason(cell, answer, stub, event):
         return "not-implemented"
     if answer is not None and errors(answer):
         return "error-in-answer-cell"
+    if raised_in(cell, answer):
+        return "raised"
     return "unexplained"
+
+
+def raised_in(cell, answer):
+    """True when the error of test ``cell`` came from code of the ``answer`` cell: its traceback
+    goes through that cell, whose frames IPython names ``Cell In[<its execution count>]``."""
+    count = None if answer is None else answer.get("execution_count")
+    return count is not None and f"Cell In[{count}], line " in error_text(cell)
 
 
 def _diagnose(tests, answer, stub, events):

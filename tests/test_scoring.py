@@ -52,6 +52,25 @@ def test_an_unanswered_exercise_is_diagnosed_as_not_implemented():
     assert scoring._untagged_reason(test, answer, STUB, None) == "unexplained"
 
 
+def test_an_error_raised_inside_the_answer_is_diagnosed_as_raised():
+    """A test that calls the learner's function, which raises: the traceback goes through the
+    answer cell (IPython names its frames by the cell's execution count)."""
+    answer = cell("def f(x):\n    return x[3]", solution=True)
+    answer.execution_count = 4
+    frames = [
+        "Cell In[7], line 2\n      1 assert f([1, 2, 3, 4]) == 4\n----> 2 f([1])",
+        "Cell In[4], line 2, in f(x)\n      1 def f(x):\n----> 2     return x[3]",
+    ]
+    test = cell(
+        "f([1])", grade=True, outputs=[error("IndexError", "list index out of range", frames)]
+    )
+    assert scoring._untagged_reason(test, answer, STUB, None) == "raised"
+    answer.execution_count = 14  # "Cell In[14]" is another cell
+    assert scoring._untagged_reason(test, answer, STUB, None) == "unexplained"
+    answer.execution_count = None  # never ran
+    assert scoring._untagged_reason(test, answer, STUB, None) == "unexplained"
+
+
 def test_colours_are_stripped_as_nbconvert_does():
     red, green, grey, reset = "\x1b[0;31m", "\x1b[1;32m", "\x1b[38;5;241m", "\x1b[0m"
     line = f"{red}---> 12{reset} check({grey}x\x1b[39m) {green}[mistake: sign]{reset}"
