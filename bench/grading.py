@@ -483,7 +483,6 @@ def _by_assignment(assignments, judged, rounds=2):
                 f"`{assignment}`",
                 [_median(runs, how, "wall") / CLASS_SIZE for how in ("j1", "j2")],
                 _median(runs, "j1", "steady"),
-                statistics.median(ratios),
                 ratios,
             )
         )
@@ -504,7 +503,6 @@ def _by_assignment(assignments, judged, rounds=2):
             f"all {len(samples)}, one after the other",
             walls,
             steady,
-            statistics.median(course),
             course,
         )
     )
@@ -534,8 +532,9 @@ def _by_assignment(assignments, judged, rounds=2):
     )
 
 
-def _speedup_row(label, walls, steady, ratio, ratios):
-    """One row of ``_by_assignment``."""
+def _speedup_row(label, walls, steady, ratios):
+    """One row of ``_by_assignment``: its ratio is the median of the rounds' ``ratios``."""
+    ratio = statistics.median(ratios)
     return [
         label,
         f"{walls[0]:.2f}",

@@ -97,12 +97,12 @@ def _untagged_reason(cell, answer, stub, event):
         return "not-implemented"
     if answer is not None and errors(answer):
         return "error-in-answer-cell"
-    if raised_in(cell, answer):
+    if _raised_in(cell, answer):
         return "raised"
     return "unexplained"
 
 
-def raised_in(cell, answer):
+def _raised_in(cell, answer):
     """True when the error of test ``cell`` came from code of the ``answer`` cell: its traceback
     goes through that cell, whose frames IPython names ``Cell In[<its execution count>]``."""
     count = None if answer is None else answer.get("execution_count")
